@@ -1,0 +1,124 @@
+"""The built-in agent: a pydantic-ai agent with workspace tools, durable under DBOS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dbos import DBOS
+from pydantic_ai import Agent, RunContext, ToolOutput
+from pydantic_ai.durable_exec.dbos import DBOSDurability
+from pydantic_ai.models import Model
+from pydantic_ai.toolsets import FunctionToolset
+
+from autodo.agents.profiles import Profile
+from autodo.errors import AutodoError
+from autodo.runs import steps
+from autodo.runs.model import Finish, HandOff, RunDeps
+from autodo.tools import files
+
+# A person may take days to answer; the wait is durable, and this bounds each poll of the store.
+ANSWER_POLL_SECONDS = 60
+
+
+def tool_key(ctx: RunContext[RunDeps]) -> str:
+    """The idempotency key of one tool call: run, model turn and the provider's call id."""
+    return f"{ctx.deps.run_id}:{ctx.run_step}:{ctx.tool_call_id}"
+
+
+def _safely(action: Any, *args: Any) -> str:
+    try:
+        return str(action(*args))
+    except AutodoError as error:
+        return f"error: {error.message}"
+
+
+async def read_file(ctx: RunContext[RunDeps], path: str, offset: int = 0, limit: int = 2000) -> str:
+    """Read a text file in the workspace, `limit` lines from line `offset`."""
+    return _safely(files.read_file, Path(ctx.deps.workspace), path, offset, limit)
+
+
+async def list_dir(ctx: RunContext[RunDeps], path: str = ".", depth: int = 2) -> str:
+    """List files and directories under a workspace path."""
+    return _safely(files.list_dir, Path(ctx.deps.workspace), path, depth)
+
+
+async def search_files(ctx: RunContext[RunDeps], pattern: str, path: str = ".", glob: str | None = None) -> str:
+    """Search workspace files for a regular expression; `glob` narrows the file names."""
+    return _safely(files.search_files, Path(ctx.deps.workspace), pattern, path, glob)
+
+
+async def write_file(ctx: RunContext[RunDeps], path: str, content: str) -> str:
+    """Create or overwrite a file in the workspace."""
+    arguments = {"path": path, "content": content}
+    return await _side_effect(ctx, "write_file", arguments)
+
+
+async def edit_file(ctx: RunContext[RunDeps], path: str, old: str, new: str, count: int = 1) -> str:
+    """Replace exact text `old` with `new` in a workspace file; `old` must occur exactly `count` times."""
+    arguments = {"path": path, "old": old, "new": new, "count": count}
+    return await _side_effect(ctx, "edit_file", arguments)
+
+
+async def run_command(ctx: RunContext[RunDeps], argv: list[str]) -> str:
+    """Run a program in the workspace, e.g. ["python3", "main.py"]; argv is a list, not a shell line."""
+    return await _side_effect(ctx, "run_command", {"argv": argv})
+
+
+async def _side_effect(ctx: RunContext[RunDeps], tool: str, arguments: dict[str, Any]) -> str:
+    deps = ctx.deps
+    return await steps.side_effect(
+        tool_key(ctx), deps.run_id, deps.workspace, tool, arguments, deps.command_timeout
+    )
+
+
+async def ask_human(ctx: RunContext[RunDeps], question: str) -> str:
+    """Ask the person one clear question and wait for the answer; use when only they know."""
+    deps = ctx.deps
+    item_id = await steps.open_question(tool_key(ctx), deps.run_id, deps.task_id, question)
+    answer = await wait_for_answer(item_id)
+    await steps.resume_run(deps.run_id, deps.task_id, answer)
+    return f"The person answered: {answer}"
+
+
+async def wait_for_answer(item_id: str) -> str:
+    """Wait durably for the answer message; check the store too in case the message was lost."""
+    while True:
+        message = await DBOS.recv_async(topic=f"answer:{item_id}", timeout_seconds=ANSWER_POLL_SECONDS)
+        if message is not None:
+            return str(message)
+        stored = await steps.read_answer(item_id)
+        if stored is not None:
+            return stored
+
+
+async def add_subtask(ctx: RunContext[RunDeps], title: str, body: str = "") -> str:
+    """Add a follow-up task for the team (it is worked separately, by another agent)."""
+    deps = ctx.deps
+    return await steps.add_subtask(tool_key(ctx), deps.run_id, deps.task_id, title, body)
+
+
+TOOLS = {
+    "read_file": read_file, "write_file": write_file, "edit_file": edit_file, "list_dir": list_dir,
+    "search_files": search_files, "run_command": run_command, "ask_human": ask_human, "add_subtask": add_subtask,
+}  # fmt: skip
+
+
+def build_agent(profile: Profile, model: Model) -> Agent[RunDeps, Any]:
+    """The agent for one profile, with only the tools the profile grants."""
+    toolset = FunctionToolset[RunDeps]([TOOLS[name] for name in profile.tools if name in TOOLS])
+    outputs: list[Any] = [ToolOutput(Finish, name="finish", description="Call when the task is done.")]
+    if "hand_to_human" in profile.tools:
+        description = "Call when only the person can do what remains (sign, pay, decide, log in)."
+        outputs.append(ToolOutput(HandOff, name="hand_to_human", description=description))
+    outputs.append(str)
+    return Agent(
+        model,
+        name=f"autodo_{profile.name}",
+        deps_type=RunDeps,
+        output_type=outputs,
+        instructions=profile.instructions,
+        toolsets=[toolset],
+        retries=3,
+        capabilities=[DBOSDurability(parallel_execution_mode="sequential")],
+    )

@@ -1,0 +1,93 @@
+"""From ``provider:model`` and the environment to a pydantic-ai model that talks HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from anthropic import AsyncAnthropic
+from openai import AsyncOpenAI
+from pydantic_ai.models import Model
+from pydantic_ai.models.anthropic import AnthropicModel
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers.anthropic import AnthropicProvider
+from pydantic_ai.providers.openai import OpenAIProvider
+
+from autodo.config import Settings
+from autodo.errors import ConfigError, ModelUnavailable
+
+PROVIDERS = ("openai", "anthropic")
+DEFAULT_OPENAI_MODEL = "openai:gpt-5-mini"
+DEFAULT_ANTHROPIC_MODEL = "anthropic:claude-sonnet-4-5"
+# The SDKs retry 429, 5xx, and timeouts with exponential backoff, honouring Retry-After.
+TRANSIENT_RETRIES = 4
+
+HOW_TO_CONFIGURE = (
+    "no model is configured. Set OPENAI_API_KEY or ANTHROPIC_API_KEY, or point OPENAI_BASE_URL at an "
+    "OpenAI-compatible server (Ollama, vLLM, llama.cpp) and set AUTODO_MODEL=openai:MODEL; "
+    "`autodo demo` shows everything with a scripted model"
+)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A parsed model setting: which provider, which model, where."""
+
+    provider: str
+    name: str
+    base_url: str | None = None
+    api_key_env: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider}:{self.name}"
+
+
+def default_model(settings: Settings) -> str | None:
+    """The model used when a profile names none, from AUTODO_MODEL or the keys present."""
+    if settings.model:
+        return settings.model
+    if settings.openai_api_key or settings.openai_base_url:
+        return DEFAULT_OPENAI_MODEL
+    if settings.anthropic_api_key:
+        return DEFAULT_ANTHROPIC_MODEL
+    return None
+
+
+def parse_model(spec: str, base_url: str | None = None, api_key_env: str | None = None) -> ModelChoice:
+    provider, sep, name = spec.partition(":")
+    if not sep or not name:
+        raise ConfigError(f"model {spec!r} must be written provider:model, e.g. {DEFAULT_OPENAI_MODEL}")
+    if provider not in PROVIDERS:
+        raise ConfigError(
+            f"unknown model provider {provider!r} in {spec!r}; use openai (also for any OpenAI-compatible "
+            "server, with base_url) or anthropic"
+        )
+    return ModelChoice(provider, name, base_url, api_key_env)
+
+
+def build_model(choice: ModelChoice, settings: Settings, timeout: float = 120.0) -> Model:
+    """A pydantic-ai model for the choice; raises ModelUnavailable when its key is missing."""
+    if choice.provider == "anthropic":
+        key = _key(choice, settings.anthropic_api_key, "ANTHROPIC_API_KEY")
+        base_url = choice.base_url or settings.anthropic_base_url
+        client = AsyncAnthropic(api_key=key, base_url=base_url, max_retries=TRANSIENT_RETRIES, timeout=timeout)
+        return AnthropicModel(choice.name, provider=AnthropicProvider(anthropic_client=client))
+    base_url = choice.base_url or settings.openai_base_url
+    key = _key(choice, settings.openai_api_key, "OPENAI_API_KEY", optional=base_url is not None)
+    openai_client = AsyncOpenAI(api_key=key, base_url=base_url, max_retries=TRANSIENT_RETRIES, timeout=timeout)
+    return OpenAIChatModel(choice.name, provider=OpenAIProvider(openai_client=openai_client))
+
+
+def _key(choice: ModelChoice, configured: str | None, env_name: str, optional: bool = False) -> str:
+    import os
+
+    if choice.api_key_env:
+        value = os.environ.get(choice.api_key_env)
+        if not value:
+            raise ModelUnavailable(f"{choice.label} reads its key from ${choice.api_key_env}, which is not set")
+        return value
+    if configured:
+        return configured
+    if optional:
+        return "not-needed"  # local OpenAI-compatible servers accept any key
+    raise ModelUnavailable(f"{choice.label} needs ${env_name}; export it, or use a base_url for a local server")

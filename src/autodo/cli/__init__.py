@@ -1,0 +1,5 @@
+"""The `autodo` command line."""
+
+from autodo.cli.app import main
+
+__all__ = ["main"]

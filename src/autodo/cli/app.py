@@ -1,0 +1,221 @@
+"""Click commands: thin clients of the desk's service functions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+from pydantic import BaseModel
+
+from autodo.agents.models import HOW_TO_CONFIGURE
+from autodo.cli import render
+from autodo.desk import Desk
+from autodo.errors import AutodoError
+from autodo.tasks.model import PRIORITIES, NewTask, parse_lane
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Print an AutodoError as one clear line and exit 1, instead of a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except AutodoError as error:
+            click.echo(f"error: {error.message}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def emit_json(value: BaseModel | list[Any]) -> None:
+    if isinstance(value, BaseModel):
+        click.echo(value.model_dump_json(indent=2))
+    else:
+        click.echo(json.dumps([item.model_dump(mode="json") for item in value], indent=2))
+
+
+json_option = click.option("as_json", "--json", is_flag=True, help="Print JSON instead of a table.")
+
+
+@click.group(invoke_without_command=True, context_settings=CONTEXT)
+@click.version_option(package_name="autodo")
+@click.pass_context
+@reports_errors
+def cli(ctx: click.Context) -> None:
+    """autodo: the to-do list that does itself.
+
+    Run with no command for a short summary of the board and what waits on you.
+    """
+    if ctx.invoked_subcommand is None:
+        render.summary(Desk().summary())
+
+
+@cli.command()
+@click.argument("title")
+@click.option("--body", default="", help="Details for the agent.")
+@click.option("--after", "after", multiple=True, metavar="ID", help="Start only when task ID is done (repeatable).")
+@click.option("--priority", type=click.Choice(list(PRIORITIES)), default="normal", show_default=True)
+@click.option("--label", "labels", multiple=True, help="A label; lane:agent|ask|human sets the lane (repeatable).")
+@click.option("--profile", default=None, help="Agent profile to work it (default: the label profile:NAME or 'default').")
+@json_option
+@reports_errors
+def add(
+    title: str, body: str, after: tuple[str, ...], priority: str, labels: tuple[str, ...], profile: str | None,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Add a task."""
+    desk = Desk()
+    request = NewTask(
+        title=title, body=body, priority=priority, labels=list(labels), blocked_by=list(after), profile=profile
+    )
+    task = desk.add(request)
+    if as_json:
+        emit_json(task)
+        return
+    click.echo(f"added {task.id}  {task.title}  [{task.state.value}]")
+    if task.state.value == "new" and not desk.model_configured:
+        click.echo(f"It waits in the Inbox column untriaged: {HOW_TO_CONFIGURE}. Or: autodo move {task.id} --lane agent")
+
+
+@cli.command("ls")
+@click.option("--state", "states", multiple=True, help="Only tasks in this state (repeatable).")
+@click.option("--lane", default=None, type=click.Choice(["agent", "ask", "human"]))
+@json_option
+@reports_errors
+def list_command(states: tuple[str, ...], lane: str | None, as_json: bool) -> None:
+    """List tasks by priority."""
+    from autodo.tasks.model import State
+
+    tasks = Desk().tasks([State(state) for state in states] or None, parse_lane(lane) if lane else None)
+    emit_json(tasks) if as_json else render.task_table(tasks)
+
+
+@cli.command()
+@click.argument("task_id")
+@json_option
+@reports_errors
+def show(task_id: str, as_json: bool) -> None:
+    """Show a task, its runs, open questions and transcript."""
+    detail = Desk().task(task_id)
+    emit_json(detail) if as_json else render.task_detail(detail)
+
+
+@cli.command()
+@click.argument("task_id")
+@click.option("--lane", required=True, type=click.Choice(["agent", "ask", "human"]))
+@click.option("--reason", default=None)
+@json_option
+@reports_errors
+def move(task_id: str, lane: str, reason: str | None, as_json: bool) -> None:
+    """Move a task to another lane (overrides triage)."""
+    task = Desk().move(task_id, parse_lane(lane), reason)
+    emit_json(task) if as_json else click.echo(f"{task.id} → lane {lane} [{task.state.value}]")
+
+
+@cli.command()
+@click.argument("task_id")
+@click.option("--on", "blockers", multiple=True, required=True, metavar="ID", help="Task to wait for (repeatable).")
+@reports_errors
+def block(task_id: str, blockers: tuple[str, ...]) -> None:
+    """Make a task wait until other tasks are done."""
+    task = Desk().block(task_id, list(blockers))
+    click.echo(f"{task.id} waits for {', '.join(task.blocked_by)}")
+
+
+@cli.command()
+@click.argument("task_id")
+@click.option("--note", default=None, help="What was done.")
+@reports_errors
+def done(task_id: str, note: str | None) -> None:
+    """Mark a task done (yours, a review, or one you did yourself)."""
+    task = Desk().done(task_id, note)
+    click.echo(f"{task.id} done: {task.title}")
+
+
+@cli.command()
+@click.argument("task_id")
+@reports_errors
+def cancel(task_id: str) -> None:
+    """Cancel a task and stop its agent; the workspace is kept."""
+    task = Desk().cancel(task_id)
+    click.echo(f"{task.id} cancelled")
+
+
+@cli.command()
+@json_option
+@reports_errors
+def inbox(as_json: bool) -> None:
+    """Everything waiting on you: questions, hand-offs, reviews (oldest first)."""
+    items = Desk().inbox()
+    emit_json(items) if as_json else render.inbox(items)
+
+
+@cli.command()
+@click.argument("item_id")
+@click.argument("text")
+@reports_errors
+def answer(item_id: str, text: str) -> None:
+    """Answer an inbox item; the waiting agent resumes."""
+    item = Desk().answer(item_id, text)
+    click.echo(f"answered {item.id} ({item.kind.value} on task {item.task_id})")
+
+
+@cli.command()
+@json_option
+@reports_errors
+def profiles(as_json: bool) -> None:
+    """List agent profiles (from profiles.toml plus the defaults)."""
+    desk = Desk()
+    found = list(desk.profiles.profile.values())
+    emit_json(found) if as_json else render.profiles(found, desk.settings.profiles_path)
+
+
+@cli.command()
+@click.option("--agents", default=4, show_default=True, type=click.IntRange(1, 64), help="Runs at once in this worker.")
+@click.option("--worker-id", default=None, help="Stable id; a restarted worker with the same id resumes its runs.")
+@click.option("--until-settled", is_flag=True, help="Exit when nothing can move without the person.")
+@reports_errors
+def work(agents: int, worker_id: str | None, until_settled: bool) -> None:
+    """Start the agent team in the foreground."""
+    from autodo.cli.work import run_worker
+
+    run_worker(Desk(), agents=agents, worker_id=worker_id, until_settled=until_settled)
+
+
+@cli.command()
+@click.option("--interactive", is_flag=True, help="Wait for you to answer the agents' questions.")
+@reports_errors
+def demo(interactive: bool) -> None:
+    """Watch a team of agents work six tasks with a scripted model (no API key needed)."""
+    from autodo.demo.run import run_demo
+
+    run_demo(interactive=interactive)
+
+
+@cli.command("stub-model")
+@click.option("--script", "script_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@reports_errors
+def stub_model(script_path: Path, port: int, host: str) -> None:
+    """Serve a scripted OpenAI-compatible model for offline runs and tests."""
+    from autodo.testing import load_script, serve_forever
+
+    load_script(script_path)  # fail fast on a bad script, before binding the port
+    click.echo(f"stub model on http://{host}:{port}/v1 (script {script_path}); Ctrl-C stops it")
+    serve_forever(script_path, host, port)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,108 @@
+"""Rich views of the board for the terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from autodo.agents.models import HOW_TO_CONFIGURE
+from autodo.agents.profiles import Profile
+from autodo.desk import BoardSummary, TaskDetail
+from autodo.inbox.model import InboxItem
+from autodo.tasks.model import State, Task
+
+console = Console()
+
+STATE_STYLE = {
+    State.NEW: "bright_black", State.BLOCKED: "yellow", State.QUEUED: "cyan", State.RUNNING: "bold blue",
+    State.WAITING: "bold magenta", State.REVIEW: "magenta", State.YOURS: "bold magenta", State.DONE: "green",
+    State.FAILED: "bold red", State.CANCELLED: "bright_black",
+}  # fmt: skip
+
+
+def state_text(state: State) -> Text:
+    return Text(state.value, style=STATE_STYLE[state])
+
+
+def tasks_table(tasks: list[Task], activity: dict[str, str] | None = None) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("id", "state", "lane", "pri", "title", "why / latest"):
+        table.add_column(column, overflow="fold" if column == "title" else "ellipsis", no_wrap=column != "title")
+    for task in tasks:
+        note = (activity or {}).get(task.id) or task.lane_reason or ""
+        lane = task.lane.value if task.lane else "—"
+        table.add_row(task.id[-8:], state_text(task.state), lane, task.priority, task.title, note)
+    return table
+
+
+def task_table(tasks: list[Task]) -> None:
+    if not tasks:
+        console.print('No tasks yet. Add one: autodo add "Write a haiku about autumn to haiku.txt"')
+        return
+    console.print(tasks_table(tasks))
+
+
+def task_detail(detail: TaskDetail) -> None:
+    task = detail.task
+    console.print(Text(task.title, style="bold"), Text(f"  {task.id}", style="bright_black"))
+    console.print("state", state_text(task.state), f" lane {task.lane or '—'}", f" profile {task.profile}")
+    if task.lane_reason:
+        console.print(f"why: {task.lane_reason} (by {task.lane_set_by})")
+    if task.blocked_by:
+        console.print(f"waits for: {', '.join(task.blocked_by)}")
+    if task.result:
+        console.print(f"result: {task.result}")
+    for run in detail.runs:
+        console.print(f"run {run.attempt} [{run.state.value}] {run.requests} turns, {run.total_tokens} tokens")
+    for item in detail.inbox:
+        console.print(Text(f"waiting on you ({item.kind.value} {item.id}): {item.prompt}", style="magenta"))
+    for event in detail.events[-30:]:
+        console.print(Text(f"{event.at[11:19]} {event.kind:14} ", style="bright_black"), _event_line(event.data))
+
+
+def _event_line(data: dict[str, object]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in data.items() if value not in (None, "", []))[:200]
+
+
+def inbox(items: list[InboxItem]) -> None:
+    if not items:
+        console.print("Nothing is waiting on you.")
+        return
+    for item in items:
+        console.print(Text(f"{item.id}  {item.kind.value}  task {item.task_id}", style="bold magenta"))
+        console.print(f"  {item.prompt}")
+    console.print('Answer with: autodo answer ITEM_ID "…"   (a hand-off or review: autodo done TASK_ID)')
+
+
+def summary(board: BoardSummary) -> None:
+    counts = "  ".join(f"{name}: {count}" for name, count in board.columns.items())
+    console.print(Text("autodo", style="bold"), counts)
+    if not board.model_configured:
+        console.print(Text(f"Triage is off: {HOW_TO_CONFIGURE}.", style="yellow"))
+    if board.waiting_on_you:
+        console.print(Text(f"{len(board.waiting_on_you)} waiting on you:", style="bold magenta"))
+        for item in board.waiting_on_you[:10]:
+            console.print(f"  {item.id}  {item.kind.value}: {item.prompt[:100]}")
+    else:
+        console.print("Nothing is waiting on you.")
+    tokens = board.usage["input_tokens"] + board.usage["output_tokens"]
+    console.print(Text(f"{board.usage['requests']} model turns, {tokens} tokens so far", style="bright_black"))
+
+
+def profiles(found: list[Profile], path: Path) -> None:
+    table = Table(box=None, header_style="bold")
+    for column in ("name", "model", "concurrency", "budget", "tools"):
+        table.add_column(column)
+    for profile in found:
+        budget = f"{profile.budget.turns} turns" + (f", {profile.budget.tokens} tokens" if profile.budget.tokens else "")
+        model = profile.model or "(default model)"
+        table.add_row(profile.name, model, str(profile.concurrency), budget, ", ".join(profile.tools))
+    console.print(table)
+    console.print(Text(f"from {path}" if path.exists() else f"defaults (no {path})", style="bright_black"))
+
+
+def live_view(tasks: list[Task], activity: dict[str, str], header: str) -> Group:
+    return Group(Text(header, style="bold"), tasks_table(tasks, activity))

@@ -1,0 +1,66 @@
+"""`autodo work`: the agent team in the foreground, with a live view on a terminal."""
+
+from __future__ import annotations
+
+import anyio
+from rich.live import Live
+
+from autodo.cli import render
+from autodo.desk import Desk
+from autodo.events import list_events
+from autodo.runs.worker import Worker, default_worker_id
+
+
+def latest_activity(desk: Desk) -> dict[str, str]:
+    """One line per task: what its agent did last."""
+    lines: dict[str, str] = {}
+    for event in list_events(desk.engine, limit=100_000):
+        line = describe_event(event.kind, event.data)
+        if line:
+            lines[event.task_id] = line
+    return lines
+
+
+def describe_event(kind: str, data: dict[str, object]) -> str | None:
+    if kind == "agent.turn":
+        calls = data.get("tool_calls") or []
+        if isinstance(calls, list) and calls:
+            return "→ " + ", ".join(str(call.get("tool")) for call in calls if isinstance(call, dict))
+        return str(data.get("text") or "")[:80] or None
+    if kind == "tool.result":
+        return f"{data.get('tool')}: {str(data.get('result'))[:60]}"
+    if kind in ("task.lane", "run.finished", "triage.failed"):
+        return str(data.get("reason") or data.get("text") or data.get("error"))[:80]
+    return None
+
+
+def run_worker(desk: Desk, *, agents: int, worker_id: str | None, until_settled: bool) -> None:
+    worker = Worker(desk, agents=agents, worker_id=worker_id or default_worker_id())
+    worker.launch()
+    try:
+        anyio.run(_serve_with_view, worker, until_settled)
+    except KeyboardInterrupt:
+        render.console.print("stopped; unfinished runs resume when this worker starts again")
+    finally:
+        worker.shutdown()
+
+
+async def _serve_with_view(worker: Worker, until_settled: bool) -> None:
+    header = f"worker {worker.worker_id}: {worker.agents} agents"
+    stop = worker.settled if until_settled else None
+    if not render.console.is_terminal:
+        render.console.print(header)
+        await worker.serve(until=stop)
+        return
+    with Live(refresh_per_second=4, console=render.console) as live:
+        async with anyio.create_task_group() as group:
+            group.start_soon(_refresh, live, worker.desk, header)
+            await worker.serve(until=stop)
+            group.cancel_scope.cancel()
+        live.update(render.live_view(worker.desk.tasks(), latest_activity(worker.desk), header))
+
+
+async def _refresh(live: Live, desk: Desk, header: str) -> None:
+    while True:
+        live.update(render.live_view(desk.tasks(), latest_activity(desk), header))
+        await anyio.sleep(0.25)

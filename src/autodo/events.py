@@ -1,0 +1,47 @@
+"""The event log: every change to a task or run, in order, for transcripts and live views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from ulid import ULID
+
+from autodo.store import now
+from autodo.store.schema import events
+
+
+class Event(BaseModel):
+    seq: int
+    task_id: str
+    run_id: str | None
+    kind: str
+    data: dict[str, Any]
+    at: str
+
+
+def append_event(
+    conn: sa.Connection,
+    task_id: str,
+    kind: str,
+    data: dict[str, Any],
+    *,
+    run_id: str | None = None,
+    key: str | None = None,
+) -> None:
+    """Append an event; a repeated ``key`` (code replayed after a crash) is ignored."""
+    key = key or f"{task_id}:{ULID()}"
+    exists = conn.execute(sa.select(events.c.seq).where(events.c.key == key)).first()
+    if exists is None:
+        conn.execute(
+            events.insert().values(key=key, task_id=task_id, run_id=run_id, kind=kind, data=data, at=now())
+        )
+
+
+def list_events(engine: sa.Engine, task_id: str | None = None, after: int = 0, limit: int = 1000) -> list[Event]:
+    query = sa.select(events).where(events.c.seq > after).order_by(events.c.seq).limit(limit)
+    if task_id is not None:
+        query = query.where(events.c.task_id == task_id)
+    with engine.connect() as conn:
+        return [Event.model_validate(dict(row._mapping)) for row in conn.execute(query)]

@@ -1,0 +1,1 @@
+"""The inbox: questions, hand-offs and reviews waiting on the person."""

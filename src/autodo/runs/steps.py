@@ -1,0 +1,145 @@
+"""DBOS steps: everything a run does outside its own memory goes through one of these.
+
+A step's result is journaled, so a workflow replayed after a crash gets the recorded
+result instead of doing the work again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import sqlalchemy as sa
+from dbos import DBOS
+
+from autodo.errors import AutodoError
+from autodo.events import append_event
+from autodo.inbox.model import ItemKind, ItemState
+from autodo.inbox.store import get_item, open_item
+from autodo.runs import runtime
+from autodo.runs.ledger import execute_once, record_once
+from autodo.runs.model import RunState
+from autodo.runs.prompt import build_prompt
+from autodo.runs.store import end_run, get_run, update_run
+from autodo.store import now
+from autodo.tasks.board import add_task, enter_lane, finish_task, get_task, set_state
+from autodo.tasks.model import Lane, NewTask, State
+from autodo.tools import files, shell
+
+
+@DBOS.step(name="autodo.start_run")
+async def start_run(run_id: str) -> dict[str, Any]:
+    """Mark the run and its task running; returns what the workflow needs to drive the agent."""
+    rt = runtime.current()
+    with rt.engine.begin() as conn:
+        run = get_run(conn, run_id)
+        update_run(conn, run_id, state=RunState.RUNNING.value, worker=rt.worker_id, started_at=now())
+        set_state(conn, run.task_id, State.RUNNING)
+        append_event(conn, run.task_id, "run.started", {"worker": rt.worker_id}, run_id=run_id)
+        return {"task_id": run.task_id, "profile": run.profile}
+
+
+@DBOS.step(name="autodo.side_effect")
+async def side_effect(key: str, run_id: str, workspace: str, tool: str, arguments: dict[str, Any], timeout: float) -> str:
+    """Write, edit or run a command in the workspace, at most once per tool call."""
+    rt = runtime.current()
+
+    async def act() -> str:
+        return await anyio.to_thread.run_sync(_perform, Path(workspace), tool, arguments, timeout)
+
+    return await execute_once(rt.engine, key, run_id, tool, arguments, act)
+
+
+def _perform(workspace: Path, tool: str, arguments: dict[str, Any], timeout: float) -> str:
+    try:
+        if tool == "write_file":
+            return files.write_file(workspace, arguments["path"], arguments["content"])
+        if tool == "edit_file":
+            return files.edit_file(workspace, **arguments)
+        return shell.run_command(workspace, arguments["argv"], timeout=timeout).render()
+    except AutodoError as error:
+        return f"error: {error.message}"
+
+
+@DBOS.step(name="autodo.open_question")
+async def open_question(key: str, run_id: str, task_id: str, question: str) -> str:
+    """Put the agent's question in the inbox and mark the task waiting; returns the item id."""
+    with runtime.current().engine.begin() as conn:
+        item = open_item(conn, task_id=task_id, kind=ItemKind.QUESTION, prompt=question, key=key, run_id=run_id)
+        if item.state is ItemState.PENDING:
+            update_run(conn, run_id, state=RunState.WAITING.value)
+            set_state(conn, task_id, State.WAITING)
+        return item.id
+
+
+@DBOS.step(name="autodo.read_answer")
+async def read_answer(item_id: str) -> str | None:
+    """The answer if the item was answered (the fallback when a message to the run was lost)."""
+    with runtime.current().engine.connect() as conn:
+        item = get_item(conn, item_id)
+    return item.answer if item.state is ItemState.ANSWERED else None
+
+
+@DBOS.step(name="autodo.resume_run")
+async def resume_run(run_id: str, task_id: str, answer: str) -> None:
+    with runtime.current().engine.begin() as conn:
+        update_run(conn, run_id, state=RunState.RUNNING.value)
+        set_state(conn, task_id, State.RUNNING)
+        append_event(conn, task_id, "run.resumed", {"answer": answer}, run_id=run_id)
+
+
+@DBOS.step(name="autodo.add_subtask")
+async def add_subtask(key: str, run_id: str, parent_id: str, title: str, body: str) -> str:
+    """Create a subtask exactly once per tool call."""
+    with runtime.current().engine.begin() as conn:
+
+        def create() -> str:
+            task = add_task(conn, NewTask(title=title, body=body, parent_id=parent_id, source="agent"))
+            return f"added subtask {task.id}: {task.title}"
+
+        try:
+            return record_once(conn, key, run_id, "add_subtask", {"title": title, "body": body}, create)
+        except AutodoError as error:
+            return f"error: {error.message}"
+
+
+@DBOS.step(name="autodo.record_usage")
+async def record_usage(run_id: str, usage: dict[str, int]) -> None:
+    with runtime.current().engine.begin() as conn:
+        update_run(conn, run_id, **usage)
+
+
+@DBOS.step(name="autodo.complete_run")
+async def complete_run(run_id: str, outcome: dict[str, str]) -> None:
+    """Settle the task after the agent stopped: done, review, handed over, or failed."""
+    rt = runtime.current()
+    with rt.engine.begin() as conn:
+        run = get_run(conn, run_id)
+        task = get_task(conn, run.task_id)
+        if task.state in (State.CANCELLED, State.DONE):
+            return  # the person settled it while the agent worked
+        _settle(conn, run_id, run.task_id, outcome, review=rt.profile(run.profile).review)
+
+
+def _settle(conn: sa.Connection, run_id: str, task_id: str, outcome: dict[str, str], *, review: bool) -> None:
+    kind, text = outcome["kind"], outcome["text"]
+    if kind == "failed":
+        end_run(conn, run_id, RunState.FAILED, summary=None, error=text)
+        finish_task(conn, task_id, State.FAILED, text)
+        return
+    end_run(conn, run_id, RunState.SUCCEEDED, summary=text, error=None)
+    append_event(conn, task_id, "run.finished", {"kind": kind, "text": text}, run_id=run_id)
+    if kind == "handoff":
+        enter_lane(conn, task_id, Lane.HUMAN, reason=text, set_by="agent")
+    elif review:
+        set_state(conn, task_id, State.REVIEW, result=text)
+        open_item(conn, task_id=task_id, kind=ItemKind.REVIEW, prompt=text, key=f"{run_id}:review", run_id=run_id)
+    else:
+        finish_task(conn, task_id, State.DONE, text)
+
+
+@DBOS.step(name="autodo.task_prompt")
+async def task_prompt(task_id: str) -> str:
+    with runtime.current().engine.connect() as conn:
+        return build_prompt(conn, get_task(conn, task_id))

@@ -1,0 +1,196 @@
+"""A worker process: triage new tasks, start ready ones on the profile queues, run workflows."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import sqlalchemy as sa
+from dbos import DBOS, Queue, SetWorkflowID
+from pydantic_ai import Agent
+
+from autodo import __version__
+from autodo.agents.builtin import build_agent
+from autodo.agents.models import HOW_TO_CONFIGURE, build_model, default_model, parse_model
+from autodo.agents.profiles import Profile
+from autodo.desk import Desk
+from autodo.errors import AutodoError, ConfigError
+from autodo.events import append_event
+from autodo.runs import runtime, workflow
+from autodo.runs.model import ACTIVE_RUN_STATES
+from autodo.runs.store import create_run, unenqueued_runs, update_run
+from autodo.store.db import enable_wal
+from autodo.store.schema import profiles as profiles_table
+from autodo.store.schema import runs, task_blockers, tasks
+from autodo.tasks import triage
+from autodo.tasks.board import list_tasks
+from autodo.tasks.model import State
+
+POLL_SECONDS = 0.2
+TRIAGE_PARALLEL = 4
+
+
+def default_worker_id() -> str:
+    """Stable across restarts of the same worker, so DBOS recovers its runs at once."""
+    return f"{socket.gethostname()}-1"
+
+
+@dataclass
+class Worker:
+    desk: Desk
+    agents: int = 4
+    worker_id: str = field(default_factory=default_worker_id)
+    queues: dict[str, Queue] = field(default_factory=dict)
+    triage_agent: Agent[None, triage.TriageDecision] | None = None
+    _triaging: set[str] = field(default_factory=set)
+
+    def launch(self) -> None:
+        """Build the agents, start DBOS (which resumes this worker's unfinished runs), open the queues."""
+        settings, profiles = self.desk.settings, self.desk.profiles
+        engine = self.desk.engine
+        rt = runtime.Runtime(settings, engine, profiles, self.worker_id)
+        for profile in profiles.profile.values():
+            rt.agents[profile.name] = build_agent(profile, self._model_for(profile))
+        self.triage_agent = self._build_triage_agent()
+        runtime.install(rt)
+        _sync_profiles(engine, list(profiles.profile.values()))
+        if settings.system_database_url.startswith("sqlite"):
+            enable_wal(settings.system_database_url)
+        DBOS(config=_dbos_config(settings.system_database_url, self.worker_id))
+        DBOS.launch()
+        for profile in profiles.profile.values():
+            self.queues[profile.name] = DBOS.register_queue(
+                f"autodo.profile.{profile.name}",
+                worker_concurrency=min(self.agents, profile.concurrency),
+                global_concurrency=profile.concurrency,
+                polling_interval_sec=POLL_SECONDS,
+            )
+
+    def _model_for(self, profile: Profile) -> Any:
+        spec = profile.model or default_model(self.desk.settings)
+        if spec is None:
+            raise ConfigError(f"profile {profile.name!r} has no model and {HOW_TO_CONFIGURE}")
+        choice = parse_model(spec, profile.base_url, profile.api_key_env)
+        return build_model(choice, self.desk.settings, timeout=profile.request_timeout)
+
+    def _build_triage_agent(self) -> Agent[None, triage.TriageDecision] | None:
+        profiles = self.desk.profiles
+        spec = profiles.triage_model or default_model(self.desk.settings)
+        if spec is None:
+            return None
+        return triage.triage_agent(build_model(parse_model(spec, profiles.triage_base_url), self.desk.settings))
+
+    @staticmethod
+    def shutdown() -> None:
+        DBOS.destroy(destroy_registry=False)
+
+    async def serve(self, until: Callable[[], bool] | None = None) -> None:
+        """Dispatch until ``until()`` says stop (or forever)."""
+        async with anyio.create_task_group() as group:
+            while until is None or not until():
+                self._start_triage(group)
+                await self.dispatch()
+                await anyio.sleep(POLL_SECONDS)
+            group.cancel_scope.cancel()
+
+    def _start_triage(self, group: anyio.abc.TaskGroup) -> None:
+        if self.triage_agent is None:
+            return
+        with self.desk.engine.connect() as conn:
+            new = [task for task in list_tasks(conn, [State.NEW]) if task.id not in self._triaging]
+        for task in new[: max(0, TRIAGE_PARALLEL - len(self._triaging))]:
+            self._triaging.add(task.id)
+            group.start_soon(self._triage_one, task.id)
+
+    async def _triage_one(self, task_id: str) -> None:
+        assert self.triage_agent is not None
+        try:
+            with self.desk.engine.connect() as conn:
+                task = list_tasks(conn, [State.NEW])
+            target = next((t for t in task if t.id == task_id), None)
+            if target is not None:
+                decision = await triage.decide_lane(self.triage_agent, target)
+                with self.desk.engine.begin() as conn:
+                    triage.apply_decision(conn, task_id, decision)
+        except Exception as error:  # noqa: BLE001 - any model failure leaves the task untriaged, with the reason
+            self._note_triage_failure(task_id, error)
+        finally:
+            self._triaging.discard(task_id)
+
+    def _note_triage_failure(self, task_id: str, error: Exception) -> None:
+        message = error.message if isinstance(error, AutodoError) else f"{type(error).__name__}: {error}"
+        with self.desk.engine.begin() as conn:
+            append_event(conn, task_id, "triage.failed", {"error": message})
+
+    async def dispatch(self) -> None:
+        """Unblock ready tasks, claim queued ones and put their runs on the profile queues."""
+        with self.desk.engine.begin() as conn:
+            from autodo.tasks.board import promote_ready
+
+            promote_ready(conn)
+            for task in list_tasks(conn, [State.QUEUED]):
+                create_run(conn, task.id, task.profile)
+        with self.desk.engine.connect() as conn:
+            pending = unenqueued_runs(conn)
+        for run in pending:
+            await self._enqueue(run.id, run.profile)
+
+    async def _enqueue(self, run_id: str, profile: str) -> None:
+        queue = self.queues.get(profile)
+        if queue is None:
+            return  # a profile this worker does not know; another worker with it will take the run
+        with SetWorkflowID(run_id):  # the same id twice is one workflow, so a repeat is harmless
+            await queue.enqueue_async(workflow.run_task, run_id)
+        with self.desk.engine.begin() as conn:
+            update_run(conn, run_id, enqueued=True)
+
+    def settled(self) -> bool:
+        """True when nothing can move without the person: no run active, nothing to triage or start."""
+        with self.desk.engine.connect() as conn:
+            return _settled(conn, triage_on=self.triage_agent is not None)
+
+
+def _settled(conn: sa.Connection, *, triage_on: bool) -> bool:
+    busy_states = [State.QUEUED.value] + ([State.NEW.value] if triage_on else [])
+    busy = conn.execute(sa.select(sa.func.count()).where(tasks.c.state.in_(busy_states))).scalar()
+    active = conn.execute(sa.select(sa.func.count()).where(runs.c.state.in_(ACTIVE_RUN_STATES))).scalar()
+    return not busy and not active and not _blocked_with_live_blockers(conn)
+
+
+def _blocked_with_live_blockers(conn: sa.Connection) -> bool:
+    """A blocked task whose blockers can still finish keeps the team busy."""
+    blocker = tasks.alias("blocker")
+    query = (
+        sa.select(sa.func.count())
+        .select_from(tasks.join(task_blockers, task_blockers.c.task_id == tasks.c.id))
+        .join(blocker, blocker.c.id == task_blockers.c.blocker_id)
+        .where(tasks.c.state == State.BLOCKED.value)
+        .where(blocker.c.state.in_([State.NEW.value, State.BLOCKED.value, State.QUEUED.value, State.RUNNING.value]))
+    )
+    return bool(conn.execute(query).scalar())
+
+
+def _sync_profiles(engine: sa.Engine, profiles: list[Profile]) -> None:
+    from autodo.store import now
+
+    with engine.begin() as conn:
+        for profile in profiles:
+            conn.execute(profiles_table.delete().where(profiles_table.c.name == profile.name))
+            conn.execute(
+                profiles_table.insert().values(name=profile.name, config=profile.model_dump(), updated_at=now())
+            )
+
+
+def _dbos_config(system_database_url: str, worker_id: str) -> Any:
+    return {
+        "name": "autodo",
+        "system_database_url": system_database_url,
+        "executor_id": worker_id,
+        # Pinned: by default DBOS hashes the workflow source, and a new hash strands in-flight runs.
+        "application_version": __version__,
+        "notification_listener_polling_interval_sec": 0.1,
+        "log_level": "WARNING",
+    }

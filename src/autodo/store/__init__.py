@@ -1,0 +1,5 @@
+"""The domain store: tasks, profiles, runs, events and inbox items."""
+
+from autodo.store.db import now, open_store
+
+__all__ = ["now", "open_store"]

@@ -1,0 +1,1 @@
+"""Tasks: lanes, states, dependencies and triage."""

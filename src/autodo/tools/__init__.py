@@ -1,0 +1,1 @@
+"""Tools the built-in agents call inside a task workspace (files and shell)."""

@@ -1,0 +1,188 @@
+"""Run a program inside a task workspace: no shell, a timeout, capped output and a clean environment."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from autodo.errors import InvalidInput, NotFound
+
+_READ_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """How a command ended and what it printed."""
+
+    argv: list[str]
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    timed_out: bool
+    truncated: bool
+
+    def render(self) -> str:
+        """A compact text for the model: the command, how it ended, then its output."""
+        lines = [f"$ {shlex.join(self.argv)}", self._status()]
+        if self.stdout:
+            lines += ["--- stdout ---", self.stdout.rstrip("\n")]
+        if self.stderr:
+            lines += ["--- stderr ---", self.stderr.rstrip("\n")]
+        if not (self.stdout or self.stderr):
+            lines.append("(no output)")
+        return "\n".join(lines)
+
+    def _status(self) -> str:
+        if self.timed_out:
+            return "timed out: the command and all its child processes were killed"
+        if self.exit_code is not None and self.exit_code < 0:
+            return f"killed by signal {-self.exit_code}"
+        return f"exit code: {self.exit_code}"
+
+
+class _CappedBuffer:
+    """Keeps the first ``cap`` bytes of a stream and only notes that the rest existed."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.data = bytearray()
+        self.dropped = False
+
+    def feed(self, chunk: bytes) -> None:
+        room = self.cap - len(self.data)
+        if len(chunk) > room:
+            self.dropped = True
+        self.data += chunk[: max(room, 0)]
+
+    def text(self) -> str:
+        text = self.data.decode("utf-8", errors="replace")
+        if not self.dropped:
+            return text
+        separator = "" if not text or text.endswith("\n") else "\n"
+        return f"{text}{separator}[... output truncated at {self.cap} bytes]"
+
+
+def run_command(
+    workspace: Path,
+    argv: list[str],
+    timeout: float = 60.0,
+    output_cap: int = 32_000,
+    env: Mapping[str, str] | None = None,
+) -> CommandResult:
+    """Run ``argv`` (no shell) in the workspace; on timeout kill its whole process group."""
+    _check_arguments(argv, timeout, output_cap)
+    if not workspace.is_dir():
+        raise NotFound(f"the task workspace {str(workspace)!r} does not exist")
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=workspace,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_child_env(workspace, env),
+            # A session of its own makes the child a process-group leader, so a timeout
+            # can kill everything it started, not just the direct child.
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        return _not_started(argv, 127, f"command not found: {argv[0]!r}; check the program name (no shell is used)")
+    except OSError as exc:
+        return _not_started(argv, 126, f"cannot execute {argv[0]!r}: {exc.strerror or exc}")
+    with proc:
+        try:
+            return _supervise(proc, argv, timeout, output_cap)
+        except BaseException:
+            _kill_group(proc)
+            raise
+
+
+def _check_arguments(argv: list[str], timeout: float, output_cap: int) -> None:
+    """Refuse arguments that cannot describe a command, with a hint at the right shape."""
+    if isinstance(argv, str) or not argv:
+        raise InvalidInput(
+            "argv must be a non-empty list of strings such as ['ls', '-la']; no shell is used, "
+            "so for pipes or redirection pass ['sh', '-c', 'your command']"
+        )
+    for item in argv:
+        if not isinstance(item, str):
+            raise InvalidInput(f"every argv item must be a string; got {item!r} ({type(item).__name__})")
+        if "\x00" in item:
+            raise InvalidInput(f"argv item {item!r} contains a NUL byte; remove it")
+    if timeout <= 0 or output_cap <= 0:
+        raise InvalidInput(f"timeout and output_cap must be positive (got {timeout}, {output_cap})")
+
+
+def _child_env(workspace: Path, extra: Mapping[str, str] | None) -> dict[str, str]:
+    """A minimal environment; the parent's is never inherited so its secrets stay out of the child."""
+    base = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": str(workspace.resolve()),
+        "LANG": "C.UTF-8",
+        "TERM": "dumb",
+    }
+    return {**base, **(extra or {})}
+
+
+def _not_started(argv: list[str], exit_code: int, message: str) -> CommandResult:
+    """The result for a program that could not be started, shaped like a shell's answer."""
+    return CommandResult(list(argv), exit_code, "", message + "\n", timed_out=False, truncated=False)
+
+
+def _supervise(proc: subprocess.Popen[bytes], argv: list[str], timeout: float, cap: int) -> CommandResult:
+    """Collect capped output until the command ends or the deadline passes, then reap it."""
+    deadline = time.monotonic() + timeout
+    out, err = _CappedBuffer(cap), _CappedBuffer(cap)
+    assert proc.stdout is not None and proc.stderr is not None
+    if _pump({proc.stdout.fileno(): out, proc.stderr.fileno(): err}, deadline):
+        exit_code = _wait_until(proc, deadline)
+        timed_out = exit_code is None
+    else:
+        # The pipes are still open: either the command runs on, or a background child holds them.
+        exit_code = proc.poll()
+        timed_out = True
+    if timed_out:
+        _kill_group(proc)
+        proc.wait()
+    truncated = out.dropped or err.dropped
+    return CommandResult(list(argv), exit_code, out.text(), err.text(), timed_out, truncated)
+
+
+def _pump(buffers: dict[int, _CappedBuffer], deadline: float) -> bool:
+    """Read both pipes in chunks until both reach EOF (True) or the deadline passes (False)."""
+    with selectors.DefaultSelector() as selector:
+        for fd, buffer in buffers.items():
+            selector.register(fd, selectors.EVENT_READ, buffer)
+        while selector.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            for key, _ in selector.select(remaining):
+                chunk = os.read(key.fd, _READ_CHUNK)
+                if chunk:
+                    key.data.feed(chunk)
+                else:
+                    selector.unregister(key.fd)
+    return True
+
+
+def _wait_until(proc: subprocess.Popen[bytes], deadline: float) -> int | None:
+    """The exit code, or None if the process is still running at the deadline."""
+    try:
+        return proc.wait(timeout=max(deadline - time.monotonic(), 0))
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the command's whole process group; it may already be gone."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)

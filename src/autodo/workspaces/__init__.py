@@ -1,0 +1,1 @@
+"""Task workspaces: the directory tree an agent works in for one task."""
