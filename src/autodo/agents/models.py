@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from anthropic import AsyncAnthropic
@@ -65,22 +66,22 @@ def parse_model(spec: str, base_url: str | None = None, api_key_env: str | None 
     return ModelChoice(provider, name, base_url, api_key_env)
 
 
-def build_model(choice: ModelChoice, settings: Settings, timeout: float = 120.0) -> Model:
+def build_model(
+    choice: ModelChoice, settings: Settings, timeout: float = 120.0, retries: int = TRANSIENT_RETRIES
+) -> Model:
     """A pydantic-ai model for the choice; raises ModelUnavailable when its key is missing."""
     if choice.provider == "anthropic":
         key = _key(choice, settings.anthropic_api_key, "ANTHROPIC_API_KEY")
         base_url = choice.base_url or settings.anthropic_base_url
-        client = AsyncAnthropic(api_key=key, base_url=base_url, max_retries=TRANSIENT_RETRIES, timeout=timeout)
+        client = AsyncAnthropic(api_key=key, base_url=base_url, max_retries=retries, timeout=timeout)
         return AnthropicModel(choice.name, provider=AnthropicProvider(anthropic_client=client))
     base_url = choice.base_url or settings.openai_base_url
     key = _key(choice, settings.openai_api_key, "OPENAI_API_KEY", optional=base_url is not None)
-    openai_client = AsyncOpenAI(api_key=key, base_url=base_url, max_retries=TRANSIENT_RETRIES, timeout=timeout)
+    openai_client = AsyncOpenAI(api_key=key, base_url=base_url, max_retries=retries, timeout=timeout)
     return OpenAIChatModel(choice.name, provider=OpenAIProvider(openai_client=openai_client))
 
 
 def _key(choice: ModelChoice, configured: str | None, env_name: str, optional: bool = False) -> str:
-    import os
-
     if choice.api_key_env:
         value = os.environ.get(choice.api_key_env)
         if not value:

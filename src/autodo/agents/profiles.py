@@ -47,6 +47,7 @@ class Profile(BaseModel):
     review: bool = False  # a person reviews the result before the task is done
     command_timeout: float = Field(default=120.0, gt=0, le=3600)
     request_timeout: float = Field(default=120.0, gt=0, le=3600)
+    max_retries: int = Field(default=4, ge=0, le=20)  # for 429, 5xx and timeouts, with backoff
 
     @field_validator("tools")
     @classmethod
@@ -64,6 +65,7 @@ class ProfileFile(BaseModel):
 
     triage_model: str | None = None
     triage_base_url: str | None = None
+    triage_max_retries: int = Field(default=4, ge=0, le=20)
     profile: dict[str, Profile] = Field(default_factory=dict)
 
 

@@ -74,14 +74,16 @@ class Worker:
         if spec is None:
             raise ConfigError(f"profile {profile.name!r} has no model and {HOW_TO_CONFIGURE}")
         choice = parse_model(spec, profile.base_url, profile.api_key_env)
-        return build_model(choice, self.desk.settings, timeout=profile.request_timeout)
+        return build_model(choice, self.desk.settings, profile.request_timeout, profile.max_retries)
 
     def _build_triage_agent(self) -> Agent[None, triage.TriageDecision] | None:
         profiles = self.desk.profiles
         spec = profiles.triage_model or default_model(self.desk.settings)
         if spec is None:
             return None
-        return triage.triage_agent(build_model(parse_model(spec, profiles.triage_base_url), self.desk.settings))
+        choice = parse_model(spec, profiles.triage_base_url)
+        model = build_model(choice, self.desk.settings, retries=profiles.triage_max_retries)
+        return triage.triage_agent(model)
 
     @staticmethod
     def shutdown() -> None:

@@ -1,0 +1,3 @@
+from autodo.cli import main
+
+main()
