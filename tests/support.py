@@ -30,8 +30,11 @@ def call(tool: str, delay: float = 0.0, **arguments: Any) -> dict[str, Any]:
 
 
 def write_profiles(home: Path, url: str, extra: str = "", **default: Any) -> None:
-    """A profiles.toml pointing the default profile at the stub."""
+    """A profiles.toml pointing the default profile at the stub (``extra_budget_turns`` sets its budget)."""
     home.mkdir(parents=True, exist_ok=True)
+    turns = default.pop("extra_budget_turns", None)
+    if turns is not None:
+        extra = f"budget = {{ turns = {turns} }}\n" + extra
     settings = {"model": "openai:stub-agent", "base_url": url, "concurrency": 4, **default}
     lines = [f"{key} = {_toml(value)}" for key, value in settings.items()]
     text = f'triage_model = "openai:stub-triage"\ntriage_base_url = "{url}"\ntriage_max_retries = 0\n'
