@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ from autodo.tasks.model import State
 
 POLL_SECONDS = 0.2
 TRIAGE_PARALLEL = 4
+TRIAGE_RETRY_SECONDS = 60.0
 
 
 def default_worker_id() -> str:
@@ -46,6 +48,7 @@ class Worker:
     queues: dict[str, Queue] = field(default_factory=dict)
     triage_agent: Agent[None, triage.TriageDecision] | None = None
     _triaging: set[str] = field(default_factory=set)
+    _triage_retry_at: dict[str, float] = field(default_factory=dict)  # task id → when to try again
 
     def launch(self) -> None:
         """Build the agents, start DBOS (which resumes this worker's unfinished runs), open the queues."""
@@ -102,10 +105,13 @@ class Worker:
         if self.triage_agent is None:
             return
         with self.desk.engine.connect() as conn:
-            new = [task for task in list_tasks(conn, [State.NEW]) if task.id not in self._triaging]
+            new = [task for task in list_tasks(conn, [State.NEW]) if self._triage_due(task.id)]
         for task in new[: max(0, TRIAGE_PARALLEL - len(self._triaging))]:
             self._triaging.add(task.id)
             group.start_soon(self._triage_one, task.id)
+
+    def _triage_due(self, task_id: str) -> bool:
+        return task_id not in self._triaging and self._triage_retry_at.get(task_id, 0.0) <= time.monotonic()
 
     async def _triage_one(self, task_id: str) -> None:
         assert self.triage_agent is not None
@@ -123,6 +129,8 @@ class Worker:
             self._triaging.discard(task_id)
 
     def _note_triage_failure(self, task_id: str, error: Exception) -> None:
+        # Try again later, not in a hot loop; the task stays in the Inbox column meanwhile.
+        self._triage_retry_at[task_id] = time.monotonic() + TRIAGE_RETRY_SECONDS
         message = error.message if isinstance(error, AutodoError) else f"{type(error).__name__}: {error}"
         with self.desk.engine.begin() as conn:
             append_event(conn, task_id, "triage.failed", {"error": message})
@@ -152,12 +160,12 @@ class Worker:
     def settled(self) -> bool:
         """True when nothing can move without the person: no run active, nothing to triage or start."""
         with self.desk.engine.connect() as conn:
-            return _settled(conn, triage_on=self.triage_agent is not None)
+            to_triage = [t.id for t in list_tasks(conn, [State.NEW]) if t.id not in self._triage_retry_at]
+            return _settled(conn) and not (self.triage_agent and to_triage)
 
 
-def _settled(conn: sa.Connection, *, triage_on: bool) -> bool:
-    busy_states = [State.QUEUED.value] + ([State.NEW.value] if triage_on else [])
-    busy = conn.execute(sa.select(sa.func.count()).where(tasks.c.state.in_(busy_states))).scalar()
+def _settled(conn: sa.Connection) -> bool:
+    busy = conn.execute(sa.select(sa.func.count()).where(tasks.c.state == State.QUEUED.value)).scalar()
     active = conn.execute(sa.select(sa.func.count()).where(runs.c.state.in_(ACTIVE_RUN_STATES))).scalar()
     return not busy and not active and not _blocked_with_live_blockers(conn)
 
