@@ -24,7 +24,9 @@ def test_no_file_gives_the_default_profile(home: Path) -> None:
 
 
 def test_a_profile_file_is_read_with_its_budget_and_tools(home: Path) -> None:
-    path = write(home, '[profile.writer]\nmodel = "openai:gpt-5-mini"\ntools = ["write_file"]\nbudget = { turns = 5 }\n')
+    path = write(
+        home, '[profile.writer]\nmodel = "openai:gpt-5-mini"\ntools = ["write_file"]\nbudget = { turns = 5 }\n'
+    )
     writer = load_profiles(path).profile["writer"]
     assert (writer.name, writer.tools, writer.budget.turns) == ("writer", ["write_file"], 5)
 
@@ -40,12 +42,12 @@ def test_an_unknown_tool_is_named_with_the_available_ones(home: Path) -> None:
 
 
 def test_an_unknown_setting_is_refused(home: Path) -> None:
-    with pytest.raises(ConfigError, match="profile.x.temperature"):
+    with pytest.raises(ConfigError, match=r"profile\.x\.temperature"):
         load_profiles(write(home, "[profile.x]\ntemperature = 3\n"))
 
 
 def test_an_unknown_provider_is_refused_with_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown model provider 'gemini'.*openai.*anthropic"):
+    with pytest.raises(ConfigError, match=r"unknown model provider 'gemini'.*openai.*anthropic"):
         parse_model("gemini:pro")
 
 

@@ -53,7 +53,7 @@ def test_ten_tasks_four_agents_dependencies_and_a_question_answered_from_another
     with stub:
         write_profiles(home, stub.url)
         desk = Desk()
-        ids = {}
+        ids: dict[int, str] = {}
         for n in range(1, 10):
             after = [ids[n - 1]] if n in (2, 3) else []  # a chain: 1 → 2 → 3
             ids[n] = desk.add(NewTask(title=f"[task-{n}] write out-{n}", labels=["lane:agent"], blocked_by=after)).id
@@ -75,8 +75,8 @@ def test_ten_tasks_four_agents_dependencies_and_a_question_answered_from_another
 
     runs = [run for d in details.values() for run in d.runs]
     assert 2 <= max_parallel(runs) <= 4
-    chain = [details[n].runs[0] for n in (1, 2, 3)]
-    assert chain[0].ended_at <= chain[1].started_at and chain[1].ended_at <= chain[2].started_at
+    chain = [(details[n].runs[0].started_at or "", details[n].runs[0].ended_at or "") for n in (1, 2, 3)]
+    assert chain[0][1] <= chain[1][0] and chain[1][1] <= chain[2][0]  # each started after its blocker ended
     answer_events = [e for e in details[10].events if e.kind == "tool.result" and e.data["tool"] == "ask_human"]
     assert answer_events[0].data["result"] == "The person answered: call it named.txt"
     turns = [(r.rule, r.turn) for r in requests]

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from autodo.agents.models import default_model
 from autodo.agents.profiles import ProfileFile, get_profile, load_profiles
 from autodo.config import Settings
-from autodo.errors import Conflict
+from autodo.errors import Conflict, InvalidInput
 from autodo.events import Event, list_events
 from autodo.inbox.model import InboxItem, ItemKind
 from autodo.inbox.store import close_item, get_item, pending_items
@@ -118,8 +118,6 @@ class Desk:
         """Answer an inbox item; exactly one answer wins, and a waiting run resumes."""
         text = text.strip()
         if not text:
-            from autodo.errors import InvalidInput
-
             raise InvalidInput("the answer is empty; say what the agent should know")
         with self.engine.begin() as conn:
             item = close_item(conn, item_id, text[:MAX_ANSWER], by)

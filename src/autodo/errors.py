@@ -30,7 +30,12 @@ class AutodoError(Exception):
 
     def to_problem(self) -> dict[str, object]:
         """The error as an RFC 9457 problem document."""
-        return {"type": f"urn:autodo:error:{self.code}", "title": self.code, "status": self.status, "detail": self.message}
+        return {
+            "type": f"urn:autodo:error:{self.code}",
+            "title": self.code,
+            "status": self.status,
+            "detail": self.message,
+        }
 
 
 class InvalidInput(AutodoError):

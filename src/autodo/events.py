@@ -34,9 +34,7 @@ def append_event(
     key = key or f"{task_id}:{ULID()}"
     exists = conn.execute(sa.select(events.c.seq).where(events.c.key == key)).first()
     if exists is None:
-        conn.execute(
-            events.insert().values(key=key, task_id=task_id, run_id=run_id, kind=kind, data=data, at=now())
-        )
+        conn.execute(events.insert().values(key=key, task_id=task_id, run_id=run_id, kind=kind, data=data, at=now()))
 
 
 def list_events(engine: sa.Engine, task_id: str | None = None, after: int = 0, limit: int = 1000) -> list[Event]:

@@ -67,9 +67,7 @@ async def run_command(ctx: RunContext[RunDeps], argv: list[str]) -> str:
 
 async def _side_effect(ctx: RunContext[RunDeps], tool: str, arguments: dict[str, Any]) -> str:
     deps = ctx.deps
-    return await steps.side_effect(
-        tool_key(ctx), deps.run_id, deps.workspace, tool, arguments, deps.command_timeout
-    )
+    return await steps.side_effect(tool_key(ctx), deps.run_id, deps.workspace, tool, arguments, deps.command_timeout)
 
 
 async def ask_human(ctx: RunContext[RunDeps], question: str) -> str:
@@ -98,7 +96,7 @@ async def add_subtask(ctx: RunContext[RunDeps], title: str, body: str = "") -> s
     return await steps.add_subtask(tool_key(ctx), deps.run_id, deps.task_id, title, body)
 
 
-TOOLS = {
+TOOLS: dict[str, Any] = {
     "read_file": read_file, "write_file": write_file, "edit_file": edit_file, "list_dir": list_dir,
     "search_files": search_files, "run_command": run_command, "ask_human": ask_human, "add_subtask": add_subtask,
 }  # fmt: skip

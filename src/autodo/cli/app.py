@@ -67,7 +67,9 @@ def cli(ctx: click.Context) -> None:
 @click.option("--after", "after", multiple=True, metavar="ID", help="Start only when task ID is done (repeatable).")
 @click.option("--priority", type=click.Choice(list(PRIORITIES)), default="normal", show_default=True)
 @click.option("--label", "labels", multiple=True, help="A label; lane:agent|ask|human sets the lane (repeatable).")
-@click.option("--profile", default=None, help="Agent profile to work it (default: the label profile:NAME or 'default').")
+@click.option(
+    "--profile", default=None, help="Agent profile to work it (default: the label profile:NAME or 'default')."
+)
 @json_option
 @reports_errors
 def add(
@@ -85,7 +87,9 @@ def add(
         return
     click.echo(f"added {task.id}  {task.title}  [{task.state.value}]")
     if task.state.value == "new" and not desk.model_configured:
-        click.echo(f"It waits in the Inbox column untriaged: {HOW_TO_CONFIGURE}. Or: autodo move {task.id} --lane agent")
+        click.echo(
+            f"It waits in the Inbox column untriaged: {HOW_TO_CONFIGURE}. Or: autodo move {task.id} --lane agent"
+        )
 
 
 @cli.command("ls")

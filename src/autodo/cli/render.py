@@ -97,7 +97,9 @@ def profiles(found: list[Profile], path: Path) -> None:
     for column in ("name", "model", "concurrency", "budget", "tools"):
         table.add_column(column)
     for profile in found:
-        budget = f"{profile.budget.turns} turns" + (f", {profile.budget.tokens} tokens" if profile.budget.tokens else "")
+        budget = f"{profile.budget.turns} turns" + (
+            f", {profile.budget.tokens} tokens" if profile.budget.tokens else ""
+        )
         model = profile.model or "(default model)"
         table.add_row(profile.name, model, str(profile.concurrency), budget, ", ".join(profile.tools))
     console.print(table)

@@ -12,8 +12,6 @@ from autodo.inbox.model import InboxItem, ItemKind, ItemState
 from autodo.store import now
 from autodo.store.schema import inbox_items
 
-MAX_ANSWER = 20_000
-
 
 def open_item(
     conn: sa.Connection,
@@ -29,12 +27,13 @@ def open_item(
     existing = conn.execute(sa.select(inbox_items).where(inbox_items.c.key == key)).first()
     if existing is not None:
         return InboxItem.from_row(existing)
+    item_id = str(ULID())
     values = dict(
-        id=str(ULID()), key=key, task_id=task_id, run_id=run_id, kind=kind.value, state=ItemState.PENDING.value,
+        id=item_id, key=key, task_id=task_id, run_id=run_id, kind=kind.value, state=ItemState.PENDING.value,
         prompt=prompt, context=context or {}, created_at=now(),
     )  # fmt: skip
     conn.execute(inbox_items.insert().values(**values))
-    return get_item(conn, values["id"])
+    return get_item(conn, item_id)
 
 
 def get_item(conn: sa.Connection, item_id: str) -> InboxItem:

@@ -41,7 +41,9 @@ async def start_run(run_id: str) -> dict[str, Any]:
 
 
 @DBOS.step(name="autodo.side_effect")
-async def side_effect(key: str, run_id: str, workspace: str, tool: str, arguments: dict[str, Any], timeout: float) -> str:
+async def side_effect(
+    key: str, run_id: str, workspace: str, tool: str, arguments: dict[str, Any], timeout: float
+) -> str:
     """Write, edit or run a command in the workspace, at most once per tool call."""
     rt = runtime.current()
 

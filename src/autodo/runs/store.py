@@ -8,9 +8,9 @@ import sqlalchemy as sa
 
 from autodo.errors import NotFound
 from autodo.events import append_event
+from autodo.runs.model import ACTIVE_RUN_STATES, Run, RunState, run_id_for
 from autodo.store import now
 from autodo.store.schema import runs, tasks
-from autodo.runs.model import ACTIVE_RUN_STATES, Run, RunState, run_id_for
 
 
 def create_run(conn: sa.Connection, task_id: str, profile: str) -> Run | None:

@@ -123,7 +123,7 @@ class Worker:
                 decision = await triage.decide_lane(self.triage_agent, target)
                 with self.desk.engine.begin() as conn:
                     triage.apply_decision(conn, task_id, decision)
-        except Exception as error:  # noqa: BLE001 - any model failure leaves the task untriaged, with the reason
+        except Exception as error:
             self._note_triage_failure(task_id, error)
         finally:
             self._triaging.discard(task_id)

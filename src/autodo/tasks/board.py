@@ -71,7 +71,9 @@ def enter_lane(
 ) -> None:
     """Put a task in a lane and into that lane's first state, opening an inbox item where one is needed."""
     cancel_items(conn, task_id)
-    conn.execute(tasks.update().where(tasks.c.id == task_id).values(lane=lane.value, lane_reason=reason, lane_set_by=set_by))
+    conn.execute(
+        tasks.update().where(tasks.c.id == task_id).values(lane=lane.value, lane_reason=reason, lane_set_by=set_by)
+    )
     append_event(conn, task_id, "task.lane", {"lane": lane.value, "reason": reason, "set_by": set_by})
     key = f"{task_id}:lane:{ULID()}"
     if lane is Lane.AGENT:

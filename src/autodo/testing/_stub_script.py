@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from autodo.errors import ConfigError
@@ -28,6 +28,14 @@ class ScriptedToolCall(BaseModel):
 
     name: str = Field(min_length=1)
     arguments: dict[str, Any] | str = Field(default_factory=dict)
+
+    @field_validator("arguments", mode="before")
+    @classmethod
+    def _table_or_string(cls, value: object) -> object:
+        # Checked up front so a wrong type gives one clear message instead of one per union member.
+        if not isinstance(value, dict | str):
+            raise ValueError("`arguments` must be a table (sent as JSON) or a string (sent verbatim)")
+        return value
 
     def arguments_json(self) -> str:
         """The arguments as sent on the wire: a raw string verbatim, a table as JSON."""
