@@ -66,6 +66,16 @@ def test_background_child_holding_the_pipes_does_not_outlive_the_timeout(tmp_pat
     assert result.stdout == "started\n"
 
 
+def test_a_daemon_left_behind_by_a_finished_command_is_killed(tmp_path: Path) -> None:
+    result = run_command(tmp_path, ["sh", "-c", "sleep 30 > /dev/null 2>&1 & echo $! > bg.pid"], timeout=10)
+    assert (result.exit_code, result.timed_out) == (0, False)
+    background = int((tmp_path / "bg.pid").read_text())
+    deadline = time.monotonic() + 5
+    while not _process_gone(background) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _process_gone(background)
+
+
 def test_missing_program_returns_127(tmp_path: Path) -> None:
     result = run_command(tmp_path, ["autodo-no-such-program-xyz"])
     assert result.exit_code == 127

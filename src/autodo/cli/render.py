@@ -28,13 +28,16 @@ def state_text(state: State) -> Text:
 
 
 def tasks_table(tasks: list[Task], activity: dict[str, str] | None = None) -> Table:
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("id", "state", "lane", "pri", "title", "why / latest"):
-        table.add_column(column, overflow="fold" if column == "title" else "ellipsis", no_wrap=column != "title")
+    table = Table(box=None, pad_edge=False, header_style="bold", expand=True)
+    table.add_column("id", no_wrap=True, style="bright_black")
+    table.add_column("state", no_wrap=True)
+    table.add_column("lane", no_wrap=True)
+    table.add_column("title", ratio=3, overflow="fold")
+    table.add_column("why / latest", ratio=2, no_wrap=True, overflow="ellipsis")
     for task in tasks:
         note = (activity or {}).get(task.id) or task.lane_reason or ""
         lane = task.lane.value if task.lane else "—"
-        table.add_row(task.id[-8:], state_text(task.state), lane, task.priority, task.title, note)
+        table.add_row(task.id[-6:], state_text(task.state), lane, task.title, note)
     return table
 
 

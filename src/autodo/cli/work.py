@@ -11,14 +11,21 @@ from autodo.events import list_events
 from autodo.runs.worker import Worker, default_worker_id
 
 
-def latest_activity(desk: Desk) -> dict[str, str]:
-    """One line per task: what its agent did last."""
-    lines: dict[str, str] = {}
-    for event in list_events(desk.engine, limit=100_000):
-        line = describe_event(event.kind, event.data)
-        if line:
-            lines[event.task_id] = line
-    return lines
+class ActivityFeed:
+    """One line per task saying what its agent did last; reads only events it has not seen."""
+
+    def __init__(self, desk: Desk) -> None:
+        self.desk = desk
+        self.seen = 0
+        self.lines: dict[str, str] = {}
+
+    def latest(self) -> dict[str, str]:
+        for event in list_events(self.desk.engine, after=self.seen):
+            self.seen = event.seq
+            line = describe_event(event.kind, event.data)
+            if line:
+                self.lines[event.task_id] = line
+        return self.lines
 
 
 def describe_event(kind: str, data: dict[str, object]) -> str | None:
@@ -54,13 +61,14 @@ async def _serve_with_view(worker: Worker, until_settled: bool) -> None:
         return
     with Live(refresh_per_second=4, console=render.console) as live:
         async with anyio.create_task_group() as group:
-            group.start_soon(_refresh, live, worker.desk, header)
+            feed = ActivityFeed(worker.desk)
+            group.start_soon(_refresh, live, feed, header)
             await worker.serve(until=stop)
             group.cancel_scope.cancel()
-        live.update(render.live_view(worker.desk.tasks(), latest_activity(worker.desk), header))
+        live.update(render.live_view(worker.desk.tasks(), feed.latest(), header))
 
 
-async def _refresh(live: Live, desk: Desk, header: str) -> None:
+async def _refresh(live: Live, feed: ActivityFeed, header: str) -> None:
     while True:
-        live.update(render.live_view(desk.tasks(), latest_activity(desk), header))
+        live.update(render.live_view(feed.desk.tasks(), feed.latest(), header))
         await anyio.sleep(0.25)

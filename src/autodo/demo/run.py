@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.text import Text
 
 from autodo.cli import render
-from autodo.cli.work import latest_activity
+from autodo.cli.work import ActivityFeed
 from autodo.config import Settings
 from autodo.desk import Desk
 from autodo.inbox.model import InboxItem, ItemKind
@@ -105,15 +105,16 @@ def run_demo(*, interactive: bool = False) -> None:
 
 async def _watch(demo: DemoRun) -> None:
     header = "autodo demo: 4 agents, scripted model"
+    feed = ActivityFeed(demo.desk)
     with Live(refresh_per_second=6, console=render.console, transient=False) as live:
         async with anyio.create_task_group() as group:
             group.start_soon(demo.worker.serve)
             group.start_soon(demo.answer_questions, live)
             while not demo.finished():
-                live.update(render.live_view(demo.desk.tasks(), latest_activity(demo.desk), header))
+                live.update(render.live_view(demo.desk.tasks(), feed.latest(), header))
                 await anyio.sleep(0.25)
             group.cancel_scope.cancel()
-        live.update(render.live_view(demo.desk.tasks(), latest_activity(demo.desk), header))
+        live.update(render.live_view(demo.desk.tasks(), feed.latest(), header))
 
 
 def print_summary(demo: DemoRun, home: Path) -> None:

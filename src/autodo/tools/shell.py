@@ -149,9 +149,10 @@ def _supervise(proc: subprocess.Popen[bytes], argv: list[str], timeout: float, c
         # The pipes are still open: either the command runs on, or a background child holds them.
         exit_code = proc.poll()
         timed_out = True
-    if timed_out:
-        _kill_group(proc)
-        proc.wait()
+    # Kill the whole group even after a clean exit: a daemon an agent leaves behind would outlive
+    # the run and escape its timeout.
+    _kill_group(proc)
+    proc.wait()
     truncated = out.dropped or err.dropped
     return CommandResult(list(argv), exit_code, out.text(), err.text(), timed_out, truncated)
 
