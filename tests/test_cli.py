@@ -106,3 +106,9 @@ def test_a_malformed_profile_file_is_reported_with_the_file_and_the_problem(home
     result = CliRunner().invoke(cli, ["profiles"])
     assert result.exit_code == 1
     assert "profiles.toml" in result.output and "profile.coder.concurrency" in result.output
+
+
+def test_every_command_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    missing = [name for name in cli.list_commands(None) if f"autodo {name}" not in readme]  # type: ignore[arg-type]
+    assert missing == []

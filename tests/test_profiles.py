@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from autodo.agents.models import build_model, default_model, parse_model
+from autodo.agents.choice import default_model, parse_model
+from autodo.agents.models import build_model
 from autodo.agents.profiles import load_profiles
 from autodo.config import Settings
 from autodo.errors import ConfigError, ModelUnavailable

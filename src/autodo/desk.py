@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import BaseModel
 
-from autodo.agents.models import default_model
+from autodo.agents.choice import default_model
 from autodo.agents.profiles import ProfileFile, get_profile, load_profiles
 from autodo.config import Settings
 from autodo.errors import Conflict, InvalidInput

@@ -12,7 +12,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 from pydantic import BaseModel
 
-from autodo.agents.models import HOW_TO_CONFIGURE
+from autodo.agents.choice import HOW_TO_CONFIGURE
 from autodo.cli import render
 from autodo.desk import Desk
 from autodo.errors import AutodoError

@@ -8,7 +8,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from autodo.agents.models import HOW_TO_CONFIGURE
+from autodo.agents.choice import HOW_TO_CONFIGURE
 from autodo.agents.profiles import Profile
 from autodo.desk import BoardSummary, TaskDetail
 from autodo.inbox.model import InboxItem

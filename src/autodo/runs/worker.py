@@ -15,7 +15,8 @@ from pydantic_ai import Agent
 
 from autodo import __version__
 from autodo.agents.builtin import build_agent
-from autodo.agents.models import HOW_TO_CONFIGURE, build_model, default_model, parse_model
+from autodo.agents.choice import HOW_TO_CONFIGURE, default_model, parse_model
+from autodo.agents.models import build_model
 from autodo.agents.profiles import Profile
 from autodo.desk import Desk
 from autodo.errors import AutodoError, ConfigError
