@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -222,4 +223,6 @@ def stub_model(script_path: Path, port: int, host: str) -> None:
 
 
 def main() -> None:
+    # pydantic-ai prints a promotional banner on a terminal; it would break the live board.
+    os.environ.setdefault("PYDANTIC_AI_NO_BANNER", "1")
     cli()

@@ -29,15 +29,21 @@ class ActivityFeed:
 
 
 def describe_event(kind: str, data: dict[str, object]) -> str | None:
+    """A one-line description of an event for the live board, or None for events it does not show."""
+    text = _event_text(kind, data)
+    return " ".join(text.split())[:120] if text else None
+
+
+def _event_text(kind: str, data: dict[str, object]) -> str | None:
     if kind == "agent.turn":
         calls = data.get("tool_calls") or []
         if isinstance(calls, list) and calls:
             return "→ " + ", ".join(str(call.get("tool")) for call in calls if isinstance(call, dict))
-        return str(data.get("text") or "")[:80] or None
+        return str(data.get("text") or "") or None
     if kind == "tool.result":
-        return f"{data.get('tool')}: {str(data.get('result'))[:60]}"
+        return f"{data.get('tool')}: {data.get('result')}"
     if kind in ("task.lane", "run.finished", "triage.failed"):
-        return str(data.get("reason") or data.get("text") or data.get("error"))[:80]
+        return str(data.get("reason") or data.get("text") or data.get("error"))
     return None
 
 

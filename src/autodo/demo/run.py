@@ -120,6 +120,7 @@ async def _watch(demo: DemoRun) -> None:
 def print_summary(demo: DemoRun, home: Path) -> None:
     console = render.console
     desk = demo.desk
+    console.print()
     console.rule("summary")
     for item, text in demo.answered:
         console.print(Text(f"asked: {item.prompt}  answered: {text}", style="magenta"))
