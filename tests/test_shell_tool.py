@@ -50,11 +50,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     assert time.monotonic() - started < 10
     assert result.timed_out
     assert result.exit_code is None
-    background = int((tmp_path / "bg.pid").read_text())
-    deadline = time.monotonic() + 5
-    while not _process_gone(background) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _process_gone(background)
+    assert _gone_within(int((tmp_path / "bg.pid").read_text()), seconds=5)
 
 
 def test_background_child_holding_the_pipes_does_not_outlive_the_timeout(tmp_path: Path) -> None:
@@ -69,11 +65,7 @@ def test_background_child_holding_the_pipes_does_not_outlive_the_timeout(tmp_pat
 def test_a_daemon_left_behind_by_a_finished_command_is_killed(tmp_path: Path) -> None:
     result = run_command(tmp_path, ["sh", "-c", "sleep 30 > /dev/null 2>&1 & echo $! > bg.pid"], timeout=10)
     assert (result.exit_code, result.timed_out) == (0, False)
-    background = int((tmp_path / "bg.pid").read_text())
-    deadline = time.monotonic() + 5
-    while not _process_gone(background) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _process_gone(background)
+    assert _gone_within(int((tmp_path / "bg.pid").read_text()), seconds=5)
 
 
 def test_missing_program_returns_127(tmp_path: Path) -> None:
@@ -120,3 +112,11 @@ def test_render_notes_a_timeout() -> None:
     result = CommandResult(["sleep", "9"], None, "", "", timed_out=True, truncated=False)
     assert "timed out" in result.render()
     assert "(no output)" in result.render()
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    """Whether the process is gone (or a zombie) within ``seconds``; killing is asynchronous."""
+    deadline = time.monotonic() + seconds
+    while not _process_gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _process_gone(pid)

@@ -31,7 +31,7 @@ def asker() -> dict[str, object]:
     return agent_rule(
         "task-ask",
         "[task-ask]",
-        call("ask_human", TURN, question="Which name should the file have?"),
+        {**call("ask_human", TURN, question="Which name should the file have?"), "content": "I need a name first."},
         call("write_file", TURN, path="named.txt", content="named by the person\n"),
         call("finish", TURN, summary="wrote named.txt"),
     )
@@ -62,6 +62,7 @@ def test_ten_tasks_four_agents_dependencies_and_a_question_answered_from_another
 
         question = wait_for(lambda: [i for i in desk.inbox() if i.kind is ItemKind.QUESTION], what="the question")[0]
         assert question.prompt == "Which name should the file have?"
+        assert question.context == {"agent_said": "I need a name first."}
         assert desk.task(ids[10]).task.state is State.WAITING
         autodo(home, "answer", question.id, "call it named.txt")
         finish_worker(worker, home)

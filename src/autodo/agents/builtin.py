@@ -8,6 +8,7 @@ from typing import Any
 from dbos import DBOS
 from pydantic_ai import Agent, RunContext, ToolOutput
 from pydantic_ai.durable_exec.dbos import DBOSDurability
+from pydantic_ai.messages import ModelResponse, TextPart
 from pydantic_ai.models import Model
 from pydantic_ai.toolsets import FunctionToolset
 
@@ -73,10 +74,19 @@ async def _side_effect(ctx: RunContext[RunDeps], tool: str, arguments: dict[str,
 async def ask_human(ctx: RunContext[RunDeps], question: str) -> str:
     """Ask the person one clear question and wait for the answer; use when only they know."""
     deps = ctx.deps
-    item_id = await steps.open_question(tool_key(ctx), deps.run_id, deps.task_id, question)
+    context = {"agent_said": _last_words(ctx)}
+    item_id = await steps.open_question(tool_key(ctx), deps.run_id, deps.task_id, question, context)
     answer = await wait_for_answer(item_id)
     await steps.resume_run(deps.run_id, deps.task_id, answer)
     return f"The person answered: {answer}"
+
+
+def _last_words(ctx: RunContext[RunDeps]) -> str:
+    """What the agent wrote alongside its question: the context the person answers in."""
+    responses = [message for message in ctx.messages if isinstance(message, ModelResponse)]
+    if not responses:
+        return ""
+    return "".join(part.content for part in responses[-1].parts if isinstance(part, TextPart))
 
 
 async def wait_for_answer(item_id: str) -> str:

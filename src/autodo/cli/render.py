@@ -77,6 +77,9 @@ def inbox(items: list[InboxItem]) -> None:
     for item in items:
         console.print(Text(f"{item.id}  {item.kind.value}  task {item.task_id}", style="bold magenta"))
         console.print(f"  {item.prompt}")
+        for key, value in item.context.items():
+            if value:
+                console.print(Text(f"  {key.replace('_', ' ')}: {value}", style="bright_black"))
     console.print('Answer with: autodo answer ITEM_ID "…"   (a hand-off or review: autodo done TASK_ID)')
 
 

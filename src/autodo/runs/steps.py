@@ -65,10 +65,12 @@ def _perform(workspace: Path, tool: str, arguments: dict[str, Any], timeout: flo
 
 
 @DBOS.step(name="autodo.open_question")
-async def open_question(key: str, run_id: str, task_id: str, question: str) -> str:
+async def open_question(key: str, run_id: str, task_id: str, question: str, context: dict[str, Any]) -> str:
     """Put the agent's question in the inbox and mark the task waiting; returns the item id."""
     with runtime.current().engine.begin() as conn:
-        item = open_item(conn, task_id=task_id, kind=ItemKind.QUESTION, prompt=question, key=key, run_id=run_id)
+        item = open_item(
+            conn, task_id=task_id, kind=ItemKind.QUESTION, prompt=question, key=key, run_id=run_id, context=context
+        )
         if item.state is ItemState.PENDING:
             update_run(conn, run_id, state=RunState.WAITING.value)
             set_state(conn, task_id, State.WAITING)

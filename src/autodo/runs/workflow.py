@@ -90,7 +90,8 @@ class _Recorder:
             for part in response.parts
             if isinstance(part, ToolCallPart)
         ]
-        self._append("agent.turn", {"text": _clip(text), "tool_calls": calls})
+        usage = {"input_tokens": response.usage.input_tokens, "output_tokens": response.usage.output_tokens}
+        self._append("agent.turn", {"text": _clip(text), "tool_calls": calls, "usage": usage})
 
     def tool_results(self, request: ModelRequest) -> None:
         for part in request.parts:
