@@ -24,11 +24,12 @@ from autodo.events import append_event
 from autodo.runs import runtime, workflow
 from autodo.runs.model import ACTIVE_RUN_STATES
 from autodo.runs.store import create_run, unenqueued_runs, update_run
+from autodo.store import now
 from autodo.store.db import enable_wal
 from autodo.store.schema import profiles as profiles_table
-from autodo.store.schema import runs, task_blockers, tasks
+from autodo.store.schema import runs, tasks
 from autodo.tasks import triage
-from autodo.tasks.board import list_tasks
+from autodo.tasks.board import list_tasks, promote_ready
 from autodo.tasks.model import State
 
 POLL_SECONDS = 0.2
@@ -139,8 +140,6 @@ class Worker:
     async def dispatch(self) -> None:
         """Unblock ready tasks, claim queued ones and put their runs on the profile queues."""
         with self.desk.engine.begin() as conn:
-            from autodo.tasks.board import promote_ready
-
             promote_ready(conn)
             for task in list_tasks(conn, [State.QUEUED]):
                 create_run(conn, task.id, task.profile)
@@ -166,27 +165,14 @@ class Worker:
 
 
 def _settled(conn: sa.Connection) -> bool:
+    # Blocked tasks need no check of their own: a blocker finishes only through an active run or
+    # the person, and finishing promotes its dependents in the same transaction.
     busy = conn.execute(sa.select(sa.func.count()).where(tasks.c.state == State.QUEUED.value)).scalar()
     active = conn.execute(sa.select(sa.func.count()).where(runs.c.state.in_(ACTIVE_RUN_STATES))).scalar()
-    return not busy and not active and not _blocked_with_live_blockers(conn)
-
-
-def _blocked_with_live_blockers(conn: sa.Connection) -> bool:
-    """A blocked task whose blockers can still finish keeps the team busy."""
-    blocker = tasks.alias("blocker")
-    query = (
-        sa.select(sa.func.count())
-        .select_from(tasks.join(task_blockers, task_blockers.c.task_id == tasks.c.id))
-        .join(blocker, blocker.c.id == task_blockers.c.blocker_id)
-        .where(tasks.c.state == State.BLOCKED.value)
-        .where(blocker.c.state.in_([State.NEW.value, State.BLOCKED.value, State.QUEUED.value, State.RUNNING.value]))
-    )
-    return bool(conn.execute(query).scalar())
+    return not busy and not active
 
 
 def _sync_profiles(engine: sa.Engine, profiles: list[Profile]) -> None:
-    from autodo.store import now
-
     with engine.begin() as conn:
         for profile in profiles:
             conn.execute(profiles_table.delete().where(profiles_table.c.name == profile.name))
