@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -21,6 +21,9 @@ from autodo.store import open_store
 from autodo.tasks import board
 from autodo.tasks.dependencies import add_blockers
 from autodo.tasks.model import COLUMNS, TERMINAL, Lane, NewTask, State, Task
+
+if TYPE_CHECKING:
+    from autodo.runs.control import RunControl
 
 MAX_ANSWER = 20_000
 
@@ -146,7 +149,8 @@ class Desk:
             columns=columns, waiting_on_you=self.inbox(), model_configured=self.model_configured, usage=usage
         )
 
-    def _run_control(self) -> Any:
+    def _run_control(self) -> RunControl:
+        # Imported here: DBOS loads only when a running workflow must be reached.
         from autodo.runs.control import RunControl
 
         return RunControl(self.settings)
