@@ -93,12 +93,3 @@ def test_a_file_tool_escaping_the_workspace_gets_an_error_result_not_a_write(hom
     result = next(e for e in detail.events if e.kind == "tool.result")
     assert "outside the task workspace" in result.data["result"]
     assert not (home / "workspaces" / "escape.txt").exists()
-
-
-def test_running_out_of_turns_fails_the_task_naming_the_budget(home: Path) -> None:
-    loop = [call("list_dir") for _ in range(5)]
-    desk, task_id, requests = work_one(home, loop, extra_budget_turns=2)
-    task = desk.task(task_id).task
-    assert task.state is State.FAILED
-    assert "budget" in (task.result or "")
-    assert len(requests) == 2

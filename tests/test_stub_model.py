@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -290,11 +291,20 @@ def test_request_log_records_rule_turn_stream_status_and_first_user(start_stub: 
     list(stub.client.chat.completions.create(model="stub", messages=user("hello again"), stream=True))
     with pytest.raises(openai.BadRequestError):
         ask(stub, "bye")
-    assert stub.server.requests == [
+    log = stub.server.requests
+    assert [dataclasses.replace(entry, at=0.0) for entry in log] == [
         RecordedRequest("r", 0, False, 200, "hello there", authorization=True),
         RecordedRequest("r", 0, True, 200, "hello again", authorization=True),
         RecordedRequest(None, 0, False, 400, "bye", authorization=True),
     ]
+    assert 0 < log[0].at <= log[1].at <= log[2].at  # arrival times, for latency measurements
+
+
+def test_request_log_records_what_was_said_after_the_first_user_message(start_stub: StartStub) -> None:
+    stub = start_stub(one_rule({"content": "a"}, {"content": "b"}, match={"said": "use tabs"}))
+    messages = [*user("tidy up"), {"role": "assistant", "content": "ok"}, *user("use tabs, not spaces")]
+    stub.client.chat.completions.create(model="stub", messages=messages)  # type: ignore[arg-type]
+    assert (stub.server.requests[0].turn, stub.server.requests[0].said) == (1, "use tabs, not spaces")
 
 
 def test_request_log_notes_a_missing_authorization_header(start_stub: StartStub) -> None:
@@ -310,8 +320,11 @@ def test_log_endpoint_serves_the_log_and_reset_clears_it_and_the_error_counters(
     with pytest.raises(openai.InternalServerError):
         ask(stub)
     base = stub.server.url.removesuffix("/v1")
-    log = httpx.get(base + "/_stub/requests").json()
-    assert log == [{"rule": "r", "turn": 0, "stream": False, "status": 500, "first_user": "hi", "authorization": True}]
+    [entry] = httpx.get(base + "/_stub/requests").json()
+    assert entry.pop("at") > 0
+    assert entry == {
+        "rule": "r", "turn": 0, "stream": False, "status": 500, "first_user": "hi", "authorization": True, "said": "",
+    }  # fmt: skip
     assert httpx.post(base + "/_stub/reset").status_code == 200
     assert httpx.get(base + "/_stub/requests").json() == []
     with pytest.raises(openai.InternalServerError):

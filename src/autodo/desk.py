@@ -10,14 +10,19 @@ from pydantic import BaseModel
 
 from autodo.agents.choice import default_model
 from autodo.agents.profiles import ProfileFile, get_profile, load_profiles
+from autodo.approvals import store as approvals
 from autodo.config import Settings
 from autodo.errors import Conflict, InvalidInput
-from autodo.events import Event, list_events
-from autodo.inbox.model import InboxItem, ItemKind
+from autodo.events import Event, append_event, last_event_at, list_events
+from autodo.inbox.model import InboxItem, ItemKind, ItemState
 from autodo.inbox.store import close_item, get_item, pending_items
-from autodo.runs.model import Run, RunState
-from autodo.runs.store import active_run, end_run, runs_of, usage_totals
-from autodo.store import open_store
+from autodo.runs.budget import parse_budget
+from autodo.runs.model import LIVE_RUN_STATES, Run, RunState
+from autodo.runs.store import active_run, end_run, get_run, pause_run, runs_of, update_run, usage_totals
+from autodo.steering.model import Message, Mode
+from autodo.steering.store import add_message, mark_delivered
+from autodo.store import now, open_store, seconds_since
+from autodo.store.schema import tasks as tasks_table
 from autodo.tasks import board
 from autodo.tasks.dependencies import add_blockers
 from autodo.tasks.model import COLUMNS, TERMINAL, Lane, NewTask, State, Task
@@ -26,6 +31,7 @@ if TYPE_CHECKING:
     from autodo.runs.control import RunControl
 
 MAX_ANSWER = 20_000
+MAX_MESSAGE = 20_000
 
 
 class TaskDetail(BaseModel):
@@ -99,19 +105,87 @@ class Desk:
             return board.mark_done(conn, task_id, note)
 
     def cancel(self, task_id: str) -> Task:
-        """Cancel a task and stop its run; the workspace stays as it is."""
-        with self.engine.begin() as conn:
+        """Cancel a task and stop its run (a command in flight is killed); the workspace stays as it is."""
+        with self.engine.connect() as conn:
             task = board.get_task(conn, task_id)
-            if task.state in TERMINAL:
-                raise Conflict(f"task {task_id} is already {task.state.value}")
             run = active_run(conn, task_id)
+        if task.state in TERMINAL:
+            raise Conflict(f"task {task_id} is already {task.state.value}")
+        if run is not None:
+            self._run_control().cancel(run.id)  # first, so the run takes no further step
+        with self.engine.begin() as conn:
             if run is not None:
                 end_run(conn, run.id, RunState.CANCELLED, summary=None, error="cancelled by the person")
             board.finish_task(conn, task_id, State.CANCELLED, "cancelled by the person")
-        if run is not None:
-            self._run_control().cancel(run.id)
+            return board.get_task(conn, task_id)
+
+    def pause(self, task_id: str) -> Task:
+        """Stop the task's run where it is (a turn or command in flight is cut short) until resumed."""
+        with self.engine.connect() as conn:
+            run = active_run(conn, task_id)
+        if run is None or run.state is RunState.PAUSED:
+            state = "already paused" if run else "not running"
+            raise Conflict(f"task {task_id} is {state}; `autodo ls` shows what runs")
+        self._run_control().cancel(run.id)  # DBOS stops the workflow at its next step
+        with self.engine.begin() as conn:
+            if not pause_run(conn, run.id, run.state):
+                raise Conflict(
+                    f"the run of task {task_id} changed meanwhile ({get_run(conn, run.id).state}); try again"
+                )
+            board.set_state(conn, task_id, State.PAUSED)
+            append_event(conn, task_id, "run.paused", {"by": "person"}, run_id=run.id)
+            return board.get_task(conn, task_id)
+
+    def resume(self, task_id: str) -> Task:
+        """Continue a paused run from its last completed step, on its profile's queue."""
+        with self.engine.begin() as conn:
+            run = active_run(conn, task_id)
+            if run is None or run.state is not RunState.PAUSED:
+                raise Conflict(f"task {task_id} is not paused; `autodo pause {task_id}` pauses a running task")
+            waiting = any(item.run_id == run.id for item in pending_items(conn, task_id))
+            paused = seconds_since(last_event_at(conn, run.id, "run.paused") or now())
+            state = (RunState.WAITING if waiting else RunState.RUNNING).value
+            update_run(conn, run.id, state=state, waited_seconds=run.waited_seconds + paused)  # not working time
+            board.set_state(conn, task_id, State.WAITING if waiting else State.RUNNING)
+            append_event(conn, task_id, "run.resumed", {"by": "person"}, run_id=run.id)
+        self._run_control().resume(run.id, run.profile)
         with self.engine.connect() as conn:
             return board.get_task(conn, task_id)
+
+    def say(self, task_id: str, text: str, mode: Mode = Mode.STEER, *, keep: bool = False, by: str = "you") -> Message:
+        """Tell a running agent something; with ``keep``, a task that is not running gets it on its next run."""
+        text = text.strip()
+        if not text:
+            raise InvalidInput("the message is empty; say what the agent should know or do differently")
+        if len(text) > MAX_MESSAGE:
+            raise InvalidInput(f"the message is {len(text)} characters; the limit is {MAX_MESSAGE}")
+        with self.engine.begin() as conn:
+            task = board.get_task(conn, task_id)
+            run = active_run(conn, task_id)
+            if run is None or run.state.value not in LIVE_RUN_STATES:
+                if not keep or task.state in TERMINAL:
+                    raise Conflict(_not_running(task, run))
+                return add_message(conn, task_id, None, mode, text, by)
+            message = add_message(conn, task_id, run.id, mode, text, by)
+            answered = self._interrupt_wait(conn, message) if mode is Mode.INTERRUPT else None
+        if answered is not None:
+            self._run_control().deliver_answer(run.id, answered.id, answered.answer or "")
+        return message
+
+    def _interrupt_wait(self, conn: sa.Connection, message: Message) -> InboxItem | None:
+        """An interrupt to a run waiting on the person answers that wait with the message."""
+        waits = [i for i in pending_items(conn, message.task_id) if i.run_id == message.run_id]
+        for item in waits:
+            if item.kind is ItemKind.QUESTION:
+                answer = f"(the person interrupted instead of answering) {message.body}"
+                item = close_item(conn, item.id, answer, message.author)
+            elif item.kind is ItemKind.APPROVAL:
+                item = approvals.decide(conn, item.id, approve=False, by=message.author, reason=message.body)
+            else:
+                continue
+            mark_delivered(conn, message.id)
+            return item
+        return None
 
     def inbox(self) -> list[InboxItem]:
         with self.engine.connect() as conn:
@@ -123,11 +197,25 @@ class Desk:
         if not text:
             raise InvalidInput("the answer is empty; say what the agent should know")
         with self.engine.begin() as conn:
+            kind = get_item(conn, item_id).kind
+            if kind is ItemKind.APPROVAL:
+                raise InvalidInput(
+                    f"{item_id} asks for approval: `autodo approve {item_id}` or `autodo deny {item_id}`"
+                )
+            if kind is ItemKind.BUDGET:
+                text = self._budget_answer(conn, item_id, text)
             item = close_item(conn, item_id, text[:MAX_ANSWER], by)
             self._after_answer(conn, item)
-        if item.kind is ItemKind.QUESTION and item.run_id is not None:
-            self._run_control().deliver_answer(item.run_id, item.id, item.answer or "")
+        self._wake(item)
         return item
+
+    def _budget_answer(self, conn: sa.Connection, item_id: str, text: str) -> str:
+        """ "stop", or new limits that become the task's own budget."""
+        if text.lower() == "stop":
+            return "stop"
+        item = get_item(conn, item_id)
+        self._store_budget(conn, item.task_id, parse_budget(text))
+        return f"raised: {text}"
 
     def _after_answer(self, conn: sa.Connection, item: InboxItem) -> None:
         if item.kind is ItemKind.QUESTION and item.run_id is None:
@@ -135,6 +223,44 @@ class Desk:
             board.enter_lane(conn, item.task_id, Lane.AGENT, reason="the person answered", set_by="person")
         elif item.kind in (ItemKind.HANDOFF, ItemKind.REVIEW):
             board.finish_task(conn, item.task_id, State.DONE, item.answer)
+
+    def approve(self, item_id: str, *, for_run: bool = False, by: str = "you") -> InboxItem:
+        """Allow the exact call an approval item shows (or, ``for_run``, every call its rule holds in that run)."""
+        scope = approvals.Scope.RUN if for_run else approvals.Scope.CALL
+        with self.engine.begin() as conn:
+            item = approvals.decide(conn, item_id, approve=True, by=by, scope=scope)
+        self._wake(item)
+        return item
+
+    def deny(self, item_id: str, reason: str, *, by: str = "you") -> InboxItem:
+        """Refuse the call; the agent reads the reason."""
+        with self.engine.begin() as conn:
+            item = approvals.decide(conn, item_id, approve=False, by=by, reason=reason.strip())
+        self._wake(item)
+        return item
+
+    def set_budget(self, task_id: str, text: str) -> Task:
+        """Give a task its own limits (``turns=60 usd=2``); a run waiting at its budget carries on."""
+        limits = parse_budget(text)
+        with self.engine.begin() as conn:
+            task = board.get_task(conn, task_id)
+            self._store_budget(conn, task_id, limits)
+            waiting = [i for i in pending_items(conn, task_id) if i.kind is ItemKind.BUDGET]
+            items = [close_item(conn, i.id, f"raised: {text.strip()}", "person") for i in waiting]
+            task = board.get_task(conn, task_id)
+        for item in items:
+            self._wake(item)
+        return task
+
+    def _store_budget(self, conn: sa.Connection, task_id: str, limits: dict[str, object]) -> None:
+        budget = {**(board.get_task(conn, task_id).budget or {}), **limits}
+        conn.execute(tasks_table.update().where(tasks_table.c.id == task_id).values(budget=budget))
+        append_event(conn, task_id, "budget.set", {"budget": budget})
+
+    def _wake(self, item: InboxItem) -> None:
+        """Tell the run waiting on this item (if any) that it was answered."""
+        if item.run_id is not None and item.state is ItemState.ANSWERED:
+            self._run_control().deliver_answer(item.run_id, item.id, item.answer or "")
 
     def item(self, item_id: str) -> InboxItem:
         with self.engine.connect() as conn:
@@ -153,4 +279,10 @@ class Desk:
         # Imported here: DBOS loads only when a running workflow must be reached.
         from autodo.runs.control import RunControl
 
-        return RunControl(self.settings)
+        return RunControl(self.settings, self.engine)
+
+
+def _not_running(task: Task, run: Run | None) -> str:
+    state = f"its run is {run.state.value}" if run is not None else f"it is {task.state.value}"
+    hint = "" if task.state in TERMINAL else "; `autodo say --queue` keeps the message for its next run"
+    return f"task {task.id} is not running ({state}){hint}"

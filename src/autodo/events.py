@@ -43,3 +43,9 @@ def list_events(engine: sa.Engine, task_id: str | None = None, after: int = 0, l
         query = query.where(events.c.task_id == task_id)
     with engine.connect() as conn:
         return [Event.model_validate(dict(row._mapping)) for row in conn.execute(query)]
+
+
+def last_event_at(conn: sa.Connection, run_id: str, kind: str) -> str | None:
+    """When the run's latest event of this kind happened."""
+    query = sa.select(sa.func.max(events.c.at)).where(events.c.run_id == run_id, events.c.kind == kind)
+    return conn.execute(query).scalar()

@@ -14,7 +14,7 @@ from pydantic_ai.toolsets import FunctionToolset
 
 from autodo.agents.profiles import Profile
 from autodo.errors import AutodoError
-from autodo.runs import steps
+from autodo.runs import runtime, signals, steps
 from autodo.runs.model import Finish, HandOff, RunDeps
 from autodo.tools import files
 
@@ -36,17 +36,20 @@ def _safely(action: Any, *args: Any) -> str:
 
 async def read_file(ctx: RunContext[RunDeps], path: str, offset: int = 0, limit: int = 2000) -> str:
     """Read a text file in the workspace, `limit` lines from line `offset`."""
-    return _safely(files.read_file, Path(ctx.deps.workspace), path, offset, limit)
+    refusal = await approval(ctx, "read_file", {"path": path, "offset": offset, "limit": limit})
+    return refusal or _safely(files.read_file, Path(ctx.deps.workspace), path, offset, limit)
 
 
 async def list_dir(ctx: RunContext[RunDeps], path: str = ".", depth: int = 2) -> str:
     """List files and directories under a workspace path."""
-    return _safely(files.list_dir, Path(ctx.deps.workspace), path, depth)
+    refusal = await approval(ctx, "list_dir", {"path": path, "depth": depth})
+    return refusal or _safely(files.list_dir, Path(ctx.deps.workspace), path, depth)
 
 
 async def search_files(ctx: RunContext[RunDeps], pattern: str, path: str = ".", glob: str | None = None) -> str:
     """Search workspace files for a regular expression; `glob` narrows the file names."""
-    return _safely(files.search_files, Path(ctx.deps.workspace), pattern, path, glob)
+    refusal = await approval(ctx, "search_files", {"pattern": pattern, "path": path, "glob": glob})
+    return refusal or _safely(files.search_files, Path(ctx.deps.workspace), pattern, path, glob)
 
 
 async def write_file(ctx: RunContext[RunDeps], path: str, content: str) -> str:
@@ -67,8 +70,31 @@ async def run_command(ctx: RunContext[RunDeps], argv: list[str]) -> str:
 
 
 async def _side_effect(ctx: RunContext[RunDeps], tool: str, arguments: dict[str, Any]) -> str:
+    refusal = await approval(ctx, tool, arguments)
+    if refusal is not None:
+        return refusal
     deps = ctx.deps
     return await steps.side_effect(tool_key(ctx), deps.run_id, deps.workspace, tool, arguments, deps.command_timeout)
+
+
+async def approval(ctx: RunContext[RunDeps], tool: str, arguments: dict[str, Any]) -> str | None:
+    """None when the call may go ahead; otherwise why not, for the model to read.
+
+    The profile's rules decide which calls the person must allow. The request is bound to
+    this run, this tool call and a hash of these exact arguments, and is used at most once.
+    """
+    deps = ctx.deps
+    rules = runtime.current().profile(deps.profile).approvals
+    rule = rules.reason(tool, arguments)
+    if rule is None:
+        return None
+    key = tool_key(ctx)
+    item_id = await steps.request_approval(key, deps.run_id, deps.task_id, tool, arguments, rule, rules.expires_after)
+    if item_id is None:
+        return None  # the person allowed this rule for the whole run
+    await wait_for_answer(item_id, poll_seconds=min(ANSWER_POLL_SECONDS, max(1.0, rules.expires_after / 4)))
+    refusal = await steps.approval_outcome(item_id, deps.run_id, deps.task_id, key, tool, arguments)
+    return None if refusal is None else f"not done: {refusal}"
 
 
 async def ask_human(ctx: RunContext[RunDeps], question: str) -> str:
@@ -77,7 +103,7 @@ async def ask_human(ctx: RunContext[RunDeps], question: str) -> str:
     context = {"agent_said": _last_words(ctx)}
     item_id = await steps.open_question(tool_key(ctx), deps.run_id, deps.task_id, question, context)
     answer = await wait_for_answer(item_id)
-    await steps.resume_run(deps.run_id, deps.task_id, answer)
+    await steps.resume_run(deps.run_id, deps.task_id, answer, item_id)
     return f"The person answered: {answer}"
 
 
@@ -89,15 +115,23 @@ def _last_words(ctx: RunContext[RunDeps]) -> str:
     return "".join(part.content for part in responses[-1].parts if isinstance(part, TextPart))
 
 
-async def wait_for_answer(item_id: str) -> str:
+async def wait_for_answer(item_id: str, poll_seconds: float = ANSWER_POLL_SECONDS) -> str:
     """Wait durably for the answer message; check the store too in case the message was lost."""
     while True:
-        message = await DBOS.recv_async(topic=f"answer:{item_id}", timeout_seconds=ANSWER_POLL_SECONDS)
+        try:
+            message = await _halted_by_person(DBOS.recv_async(topic=f"answer:{item_id}", timeout_seconds=poll_seconds))
+        except signals.Interrupted:
+            message = None  # paused or cancelled: the next step ends this execution
         if message is not None:
             return str(message)
         stored = await steps.read_answer(item_id)
         if stored is not None:
             return stored
+
+
+async def _halted_by_person(wait: Any) -> Any:
+    signal = signals.current()
+    return await (wait if signal is None else signal.race(wait, halt_only=True))
 
 
 async def add_subtask(ctx: RunContext[RunDeps], title: str, body: str = "") -> str:

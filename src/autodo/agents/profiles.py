@@ -8,7 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from autodo.approvals.rules import ApprovalRules
 from autodo.errors import ConfigError, NotFound
+from autodo.runs.budget import Budget, Price
 
 ALL_TOOLS = (
     "read_file", "write_file", "edit_file", "list_dir", "search_files", "run_command",
@@ -23,15 +25,6 @@ DEFAULT_INSTRUCTIONS = (
 )
 
 
-class Budget(BaseModel):
-    """Limits per run: model turns and total tokens."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    turns: int = Field(default=40, ge=1, le=10_000)
-    tokens: int | None = Field(default=None, ge=1)
-
-
 class Profile(BaseModel):
     """One kind of agent on the team."""
 
@@ -44,7 +37,9 @@ class Profile(BaseModel):
     instructions: str = DEFAULT_INSTRUCTIONS
     tools: list[str] = Field(default_factory=lambda: list(ALL_TOOLS))
     concurrency: int = Field(default=2, ge=1, le=64)
-    budget: Budget = Field(default_factory=Budget)
+    budget: Budget = Field(default_factory=lambda: Budget(turns=40))
+    price: Price | None = None  # USD per million tokens; else the bundled price table, else unknown
+    approvals: ApprovalRules = Field(default_factory=ApprovalRules)
     review: bool = False  # a person reviews the result before the task is done
     command_timeout: float = Field(default=120.0, gt=0, le=3600)
     request_timeout: float = Field(default=120.0, gt=0, le=3600)

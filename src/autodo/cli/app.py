@@ -17,6 +17,8 @@ from autodo.agents.choice import HOW_TO_CONFIGURE
 from autodo.cli import render
 from autodo.desk import Desk
 from autodo.errors import AutodoError
+from autodo.runs.budget import parse_budget
+from autodo.steering.model import Mode
 from autodo.tasks.model import PRIORITIES, NewTask, parse_lane
 
 P = ParamSpec("P")
@@ -71,17 +73,19 @@ def cli(ctx: click.Context) -> None:
 @click.option(
     "--profile", default=None, help="Agent profile to work it (default: the label profile:NAME or 'default')."
 )
+@click.option("--budget", "limits", default=None, help='Its own limits, e.g. "turns=20 usd=1" (else the profile\'s).')
 @json_option
 @reports_errors
 def add(
     title: str, body: str, after: tuple[str, ...], priority: str, labels: tuple[str, ...], profile: str | None,
-    as_json: bool,
+    limits: str | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Add a task."""
     desk = Desk()
     request = NewTask(
-        title=title, body=body, priority=priority, labels=list(labels), blocked_by=list(after), profile=profile
-    )
+        title=title, body=body, priority=priority, labels=list(labels), blocked_by=list(after), profile=profile,
+        budget=parse_budget(limits) if limits else None,
+    )  # fmt: skip
     task = desk.add(request)
     if as_json:
         emit_json(task)
@@ -158,6 +162,74 @@ def cancel(task_id: str) -> None:
 
 
 @cli.command()
+@click.argument("task_id")
+@click.argument("text")
+@click.option(
+    "--mode",
+    type=click.Choice([mode.value for mode in Mode]),
+    default="steer",
+    show_default=True,
+    help="steer: with its next model request; queue: when it would otherwise finish; "
+    "interrupt: cut the current turn or command short first.",
+)
+@click.option("--queue", "keep", is_flag=True, help="If the task is not running, keep the message for its next run.")
+@reports_errors
+def say(task_id: str, text: str, mode: str, keep: bool) -> None:
+    """Tell a running agent something, mid-task."""
+    message = Desk().say(task_id, text, Mode(mode), keep=keep)
+    where = "kept for its next run" if message.run_id is None else f"sent to {message.run_id} ({message.mode.value})"
+    click.echo(f"message {message.id} {where}")
+
+
+@cli.command()
+@click.argument("task_id")
+@reports_errors
+def pause(task_id: str) -> None:
+    """Pause a task's run: a turn or command in flight is cut short; `resume` continues it."""
+    task = Desk().pause(task_id)
+    click.echo(f"{task.id} paused")
+
+
+@cli.command()
+@click.argument("task_id")
+@reports_errors
+def resume(task_id: str) -> None:
+    """Resume a paused run from its last completed step."""
+    task = Desk().resume(task_id)
+    click.echo(f"{task.id} resumed ({task.state.value})")
+
+
+@cli.command()
+@click.argument("item_id")
+@click.option("--for-run", is_flag=True, help="Also allow later calls the same rule holds, in this run only.")
+@reports_errors
+def approve(item_id: str, for_run: bool) -> None:
+    """Allow the exact tool call an approval item shows (once)."""
+    item = Desk().approve(item_id, for_run=for_run)
+    click.echo(f"{item.answer}: {item.id} on task {item.task_id}")
+
+
+@cli.command()
+@click.argument("item_id")
+@click.option("--reason", required=True, help="Why not; the agent reads it.")
+@reports_errors
+def deny(item_id: str, reason: str) -> None:
+    """Refuse the tool call an approval item shows."""
+    item = Desk().deny(item_id, reason)
+    click.echo(f"denied {item.id} on task {item.task_id}")
+
+
+@cli.command()
+@click.argument("task_id")
+@click.argument("limits")
+@reports_errors
+def budget(task_id: str, limits: str) -> None:
+    """Set a task's own budget, e.g. "turns=60 usd=2.5 tokens=200000 minutes=30"; a waiting run carries on."""
+    task = Desk().set_budget(task_id, limits)
+    click.echo(f"{task.id} budget: " + " ".join(f"{key}={value}" for key, value in (task.budget or {}).items()))
+
+
+@cli.command()
 @json_option
 @reports_errors
 def inbox(as_json: bool) -> None:
@@ -187,15 +259,28 @@ def profiles(as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--agents", default=4, show_default=True, type=click.IntRange(1, 64), help="Runs at once in this worker.")
+@click.option(
+    "--agents",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Runs of each profile at once in this worker.",
+)
 @click.option("--worker-id", default=None, help="Stable id; a restarted worker with the same id resumes its runs.")
 @click.option("--until-settled", is_flag=True, help="Exit when nothing can move without the person.")
+@click.option(
+    "--lease",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(1, 3600),
+    help="Seconds without a heartbeat after which other workers take this one's runs over.",
+)
 @reports_errors
-def work(agents: int, worker_id: str | None, until_settled: bool) -> None:
-    """Start the agent team in the foreground."""
+def work(agents: int, worker_id: str | None, until_settled: bool, lease: float) -> None:
+    """Start the agent team in the foreground (on PostgreSQL, as many workers on as many machines as you like)."""
     from autodo.cli.work import run_worker
 
-    run_worker(Desk(), agents=agents, worker_id=worker_id, until_settled=until_settled)
+    run_worker(Desk(), agents=agents, worker_id=worker_id, until_settled=until_settled, lease=lease)
 
 
 @cli.command()

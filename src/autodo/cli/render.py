@@ -11,7 +11,7 @@ from rich.text import Text
 from autodo.agents.choice import HOW_TO_CONFIGURE
 from autodo.agents.profiles import Profile
 from autodo.desk import BoardSummary, TaskDetail
-from autodo.inbox.model import InboxItem
+from autodo.inbox.model import InboxItem, ItemKind
 from autodo.tasks.model import State, Task
 
 console = Console()
@@ -19,7 +19,7 @@ console = Console()
 STATE_STYLE = {
     State.NEW: "bright_black", State.BLOCKED: "yellow", State.QUEUED: "cyan", State.RUNNING: "bold blue",
     State.WAITING: "bold magenta", State.REVIEW: "magenta", State.YOURS: "bold magenta", State.DONE: "green",
-    State.FAILED: "bold red", State.CANCELLED: "bright_black",
+    State.FAILED: "bold red", State.CANCELLED: "bright_black", State.PAUSED: "yellow",
 }  # fmt: skip
 
 
@@ -59,7 +59,8 @@ def task_detail(detail: TaskDetail) -> None:
     if task.result:
         console.print(f"result: {task.result}")
     for run in detail.runs:
-        console.print(f"run {run.attempt} [{run.state.value}] {run.requests} turns, {run.total_tokens} tokens")
+        cost = "cost unknown" if run.cost_usd is None else f"${run.cost_usd:.4f}"
+        console.print(f"run {run.attempt} [{run.state.value}] {run.requests} turns, {run.total_tokens} tokens, {cost}")
     for item in detail.inbox:
         console.print(Text(f"waiting on you ({item.kind.value} {item.id}): {item.prompt}", style="magenta"))
     for event in detail.events[-30:]:
@@ -81,6 +82,10 @@ def inbox(items: list[InboxItem]) -> None:
             if value:
                 console.print(Text(f"  {key.replace('_', ' ')}: {value}", style="bright_black"))
     console.print('Answer with: autodo answer ITEM_ID "…"   (a hand-off or review: autodo done TASK_ID)')
+    if any(item.kind is ItemKind.APPROVAL for item in items):
+        console.print("Approvals: autodo approve ITEM_ID [--for-run]  or  autodo deny ITEM_ID --reason …")
+    if any(item.kind is ItemKind.BUDGET for item in items):
+        console.print('Budgets: autodo answer ITEM_ID "turns=80 usd=5"  or  autodo answer ITEM_ID stop')
 
 
 def summary(board: BoardSummary) -> None:
@@ -103,9 +108,8 @@ def profiles(found: list[Profile], path: Path) -> None:
     for column in ("name", "model", "concurrency", "budget", "tools"):
         table.add_column(column)
     for profile in found:
-        budget = f"{profile.budget.turns} turns" + (
-            f", {profile.budget.tokens} tokens" if profile.budget.tokens else ""
-        )
+        limits = profile.budget.model_dump(exclude_none=True)
+        budget = ", ".join(f"{key}={value}" for key, value in limits.items()) or "no limits"
         model = profile.model or "(default model)"
         table.add_row(profile.name, model, str(profile.concurrency), budget, ", ".join(profile.tools))
     console.print(table)

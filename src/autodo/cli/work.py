@@ -47,8 +47,8 @@ def _event_text(kind: str, data: dict[str, object]) -> str | None:
     return None
 
 
-def run_worker(desk: Desk, *, agents: int, worker_id: str | None, until_settled: bool) -> None:
-    worker = Worker(desk, agents=agents, worker_id=worker_id or default_worker_id())
+def run_worker(desk: Desk, *, agents: int, worker_id: str | None, until_settled: bool, lease: float) -> None:
+    worker = Worker(desk, agents=agents, worker_id=worker_id or default_worker_id(), lease_seconds=lease)
     worker.launch()
     try:
         anyio.run(_serve_with_view, worker, until_settled)

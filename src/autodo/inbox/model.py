@@ -12,6 +12,8 @@ class ItemKind(StrEnum):
     QUESTION = "question"  # an agent, or triage, needs an answer
     HANDOFF = "handoff"  # only the person can do this
     REVIEW = "review"  # the agent is done; the person checks the result
+    APPROVAL = "approval"  # a tool call waits for the person to allow it
+    BUDGET = "budget"  # the run reached its budget: raise it or stop
 
 
 class ItemState(StrEnum):

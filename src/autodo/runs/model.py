@@ -13,12 +13,14 @@ class RunState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     WAITING = "waiting"
+    PAUSED = "paused"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
-ACTIVE_RUN_STATES = (RunState.QUEUED.value, RunState.RUNNING.value, RunState.WAITING.value)
+ACTIVE_RUN_STATES = (RunState.QUEUED.value, RunState.RUNNING.value, RunState.WAITING.value, RunState.PAUSED.value)
+LIVE_RUN_STATES = (RunState.RUNNING.value, RunState.WAITING.value)  # a message can reach these now
 
 
 class Run(BaseModel):
@@ -32,6 +34,8 @@ class Run(BaseModel):
     input_tokens: int
     output_tokens: int
     tool_calls: int
+    cost_usd: float | None
+    waited_seconds: float
     summary: str | None
     error: str | None
     created_at: str
@@ -49,6 +53,11 @@ class Run(BaseModel):
         return self.input_tokens + self.output_tokens
 
 
+def queue_name(profile: str) -> str:
+    """The DBOS queue of a profile's runs; its limits are the profile's concurrency."""
+    return f"autodo.profile.{profile}"
+
+
 def run_id_for(task_id: str, attempt: int) -> str:
     """The run id, which is also its DBOS workflow id."""
     return f"run-{task_id}-{attempt}"
@@ -62,6 +71,7 @@ class RunDeps:
     task_id: str
     workspace: str
     command_timeout: float
+    profile: str
 
 
 class Finish(BaseModel):

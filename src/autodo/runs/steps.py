@@ -13,16 +13,19 @@ import anyio
 import sqlalchemy as sa
 from dbos import DBOS
 
+from autodo.approvals import store as approvals
 from autodo.errors import AutodoError
 from autodo.events import append_event
 from autodo.inbox.model import ItemKind, ItemState
 from autodo.inbox.store import get_item, open_item
-from autodo.runs import runtime
+from autodo.runs import runtime, signals
+from autodo.runs.budget import Spent, effective, exceeded
 from autodo.runs.ledger import execute_once, record_once
 from autodo.runs.model import RunState
 from autodo.runs.prompt import build_prompt
-from autodo.runs.store import end_run, get_run, update_run
-from autodo.store import now
+from autodo.runs.store import end_run, get_run, set_live_state, update_run
+from autodo.steering.store import claim_messages, drop_unread
+from autodo.store import now, seconds_since
 from autodo.tasks.board import add_task, enter_lane, finish_task, get_task, set_state
 from autodo.tasks.model import Lane, NewTask, State
 from autodo.tools import files, shell
@@ -34,8 +37,7 @@ async def start_run(run_id: str) -> dict[str, Any]:
     rt = runtime.current()
     with rt.engine.begin() as conn:
         run = get_run(conn, run_id)
-        update_run(conn, run_id, state=RunState.RUNNING.value, worker=rt.worker_id, started_at=now())
-        set_state(conn, run.task_id, State.RUNNING)
+        set_live_state(conn, run_id, RunState.RUNNING, worker=rt.worker_id, started_at=now())
         append_event(conn, run.task_id, "run.started", {"worker": rt.worker_id}, run_id=run_id)
         return {"task_id": run.task_id, "profile": run.profile}
 
@@ -47,19 +49,22 @@ async def side_effect(
     """Write, edit or run a command in the workspace, at most once per tool call."""
     rt = runtime.current()
 
+    signal = signals.signal_for(run_id)
+    stop = signal.stop if signal is not None else None
+
     async def act() -> str:
-        return await anyio.to_thread.run_sync(_perform, Path(workspace), tool, arguments, timeout)
+        return await anyio.to_thread.run_sync(_perform, Path(workspace), tool, arguments, timeout, stop)
 
     return await execute_once(rt.engine, key, run_id, tool, arguments, act)
 
 
-def _perform(workspace: Path, tool: str, arguments: dict[str, Any], timeout: float) -> str:
+def _perform(workspace: Path, tool: str, arguments: dict[str, Any], timeout: float, stop: Any) -> str:
     try:
         if tool == "write_file":
             return files.write_file(workspace, arguments["path"], arguments["content"])
         if tool == "edit_file":
             return files.edit_file(workspace, **arguments)
-        return shell.run_command(workspace, arguments["argv"], timeout=timeout).render()
+        return shell.run_command(workspace, arguments["argv"], timeout=timeout, stop=stop).render()
     except AutodoError as error:
         return f"error: {error.message}"
 
@@ -72,25 +77,97 @@ async def open_question(key: str, run_id: str, task_id: str, question: str, cont
             conn, task_id=task_id, kind=ItemKind.QUESTION, prompt=question, key=key, run_id=run_id, context=context
         )
         if item.state is ItemState.PENDING:
-            update_run(conn, run_id, state=RunState.WAITING.value)
-            set_state(conn, task_id, State.WAITING)
+            set_live_state(conn, run_id, RunState.WAITING)
         return item.id
 
 
 @DBOS.step(name="autodo.read_answer")
 async def read_answer(item_id: str) -> str | None:
-    """The answer if the item was answered (the fallback when a message to the run was lost)."""
-    with runtime.current().engine.connect() as conn:
+    """The answer if the item was answered (the fallback when a message to the run was lost).
+
+    An approval request nobody decided in time is answered "expired" here.
+    """
+    with runtime.current().engine.begin() as conn:
         item = get_item(conn, item_id)
+        if item.kind is ItemKind.APPROVAL and item.state is ItemState.PENDING:
+            approvals.expire_if_due(conn, item_id)
+            item = get_item(conn, item_id)
     return item.answer if item.state is ItemState.ANSWERED else None
 
 
 @DBOS.step(name="autodo.resume_run")
-async def resume_run(run_id: str, task_id: str, answer: str) -> None:
+async def resume_run(run_id: str, task_id: str, answer: str, item_id: str) -> None:
+    """The person answered: the run works again, and the wait does not count as working time."""
     with runtime.current().engine.begin() as conn:
-        update_run(conn, run_id, state=RunState.RUNNING.value)
-        set_state(conn, task_id, State.RUNNING)
+        waited = seconds_since(get_item(conn, item_id).created_at)
+        run = get_run(conn, run_id)
+        update_run(conn, run_id, waited_seconds=run.waited_seconds + waited)
+        set_live_state(conn, run_id, RunState.RUNNING)
         append_event(conn, task_id, "run.resumed", {"answer": answer}, run_id=run_id)
+
+
+@DBOS.step(name="autodo.checkpoint")
+async def checkpoint(
+    run_id: str, task_id: str, usage: dict[str, Any], spent: dict[str, Any], final: bool
+) -> dict[str, Any]:
+    """Between turns: record usage, take the person's messages, and say if a budget limit is reached."""
+    rt = runtime.current()
+    with rt.engine.begin() as conn:
+        update_run(conn, run_id, **usage)
+        messages = claim_messages(conn, run_id, task_id)
+        over = None if final else _over_budget(conn, run_id, task_id, spent)
+    return {"messages": [message.model_dump(mode="json") for message in messages], "over": over}
+
+
+def _over_budget(conn: sa.Connection, run_id: str, task_id: str, spent: dict[str, Any]) -> str | None:
+    run = get_run(conn, run_id)
+    budget = effective(runtime.current().profile(run.profile).budget, get_task(conn, task_id).budget)
+    worked = seconds_since(run.started_at or run.created_at) - run.waited_seconds
+    return exceeded(budget, Spent(**spent, minutes=worked / 60))
+
+
+@DBOS.step(name="autodo.open_budget_item")
+async def open_budget_item(run_id: str, task_id: str, over: str) -> str:
+    """Ask the person to raise the budget or stop; the run waits meanwhile."""
+    prompt = f"The run reached its budget ({over}). Answer with new limits (e.g. turns=80 usd=5) or 'stop'."
+    with runtime.current().engine.begin() as conn:
+        key = f"{run_id}:budget:{get_run(conn, run_id).requests}:{over}"
+        item = open_item(conn, task_id=task_id, kind=ItemKind.BUDGET, prompt=prompt, key=key, run_id=run_id)
+        if item.state is ItemState.PENDING:
+            set_live_state(conn, run_id, RunState.WAITING)
+            append_event(conn, task_id, "budget.reached", {"over": over, "item_id": item.id}, run_id=run_id)
+        return item.id
+
+
+@DBOS.step(name="autodo.request_approval")
+async def request_approval(
+    key: str, run_id: str, task_id: str, tool: str, arguments: dict[str, Any], rule: str, expires_after: float
+) -> str | None:
+    """Hold the call for the person; None when "allow for this run" already covers it."""
+    with runtime.current().engine.begin() as conn:
+        item_id = approvals.request_approval(
+            conn, key=key, run_id=run_id, task_id=task_id, tool=tool, arguments=arguments, rule=rule,
+            expires_after=expires_after,
+        )  # fmt: skip
+        if item_id is not None and get_item(conn, item_id).state is ItemState.PENDING:
+            set_live_state(conn, run_id, RunState.WAITING)
+        return item_id
+
+
+@DBOS.step(name="autodo.approval_outcome")
+async def approval_outcome(
+    item_id: str, run_id: str, task_id: str, key: str, tool: str, arguments: dict[str, Any]
+) -> str | None:
+    """Use the decision for exactly this call (None: go ahead), and let the run work again."""
+    with runtime.current().engine.begin() as conn:
+        refusal = approvals.consume(conn, item_id, run_id=run_id, call_key=key, tool=tool, arguments=arguments)
+        waited = seconds_since(get_item(conn, item_id).created_at)
+        run = get_run(conn, run_id)
+        update_run(conn, run_id, waited_seconds=run.waited_seconds + waited)
+        set_live_state(conn, run_id, RunState.RUNNING)
+        data = {"item_id": item_id, "tool": tool, "allowed": refusal is None, "why": refusal}
+        append_event(conn, task_id, "approval.used" if refusal is None else "approval.refused", data, run_id=run_id)
+        return refusal
 
 
 @DBOS.step(name="autodo.add_subtask")
@@ -108,12 +185,6 @@ async def add_subtask(key: str, run_id: str, parent_id: str, title: str, body: s
             return f"error: {error.message}"
 
 
-@DBOS.step(name="autodo.record_usage")
-async def record_usage(run_id: str, usage: dict[str, int]) -> None:
-    with runtime.current().engine.begin() as conn:
-        update_run(conn, run_id, **usage)
-
-
 @DBOS.step(name="autodo.complete_run")
 async def complete_run(run_id: str, outcome: dict[str, str]) -> None:
     """Settle the task after the agent stopped: done, review, handed over, or failed."""
@@ -121,6 +192,7 @@ async def complete_run(run_id: str, outcome: dict[str, str]) -> None:
     with rt.engine.begin() as conn:
         run = get_run(conn, run_id)
         task = get_task(conn, run.task_id)
+        drop_unread(conn, run_id, run.task_id)
         if task.state in (State.CANCELLED, State.DONE):
             return  # the person settled it while the agent worked
         _settle(conn, run_id, run.task_id, outcome, review=rt.profile(run.profile).review)
@@ -128,6 +200,10 @@ async def complete_run(run_id: str, outcome: dict[str, str]) -> None:
 
 def _settle(conn: sa.Connection, run_id: str, task_id: str, outcome: dict[str, str], *, review: bool) -> None:
     kind, text = outcome["kind"], outcome["text"]
+    if kind == "stopped":
+        end_run(conn, run_id, RunState.CANCELLED, summary=None, error=text)
+        finish_task(conn, task_id, State.CANCELLED, text)
+        return
     if kind == "failed":
         end_run(conn, run_id, RunState.FAILED, summary=None, error=text)
         finish_task(conn, task_id, State.FAILED, text)

@@ -14,16 +14,22 @@ from autodo.store.schema import runs, tasks
 
 
 def create_run(conn: sa.Connection, task_id: str, profile: str) -> Run | None:
-    """Start the next attempt of a queued task; None when another worker got there first."""
+    """Start the next attempt of a queued task; None when another worker got there first.
+
+    The claim is a compare-and-set on the attempt count the caller saw: of two workers that
+    both found the task without a run, only the first update matches; the second matches no row
+    (PostgreSQL re-reads the row after the first commits; SQLite runs the writes one by one).
+    """
+    seen = conn.execute(sa.select(tasks.c.attempts).where(tasks.c.id == task_id, tasks.c.state == "queued")).scalar()
+    if seen is None or active_run(conn, task_id) is not None:
+        return None
     claimed = conn.execute(
         tasks.update()
-        .where(tasks.c.id == task_id, tasks.c.state == "queued")
-        .values(attempts=tasks.c.attempts + 1, updated_at=now())
+        .where(tasks.c.id == task_id, tasks.c.state == "queued", tasks.c.attempts == seen)
+        .values(attempts=seen + 1, updated_at=now())
         .returning(tasks.c.attempts)
     ).scalar()
     if claimed is None:
-        return None
-    if active_run(conn, task_id) is not None:
         return None
     run_id = run_id_for(task_id, claimed)
     conn.execute(
@@ -33,6 +39,17 @@ def create_run(conn: sa.Connection, task_id: str, profile: str) -> Run | None:
     )
     append_event(conn, task_id, "run.queued", {"attempt": claimed, "profile": profile}, run_id=run_id)
     return get_run(conn, run_id)
+
+
+def tasks_to_start(conn: sa.Connection) -> list[tuple[str, str]]:
+    """Queued tasks with no run yet, as (task id, profile), by priority then age."""
+    has_run = sa.exists().where(runs.c.task_id == tasks.c.id, runs.c.state.in_(ACTIVE_RUN_STATES))
+    query = (
+        sa.select(tasks.c.id, tasks.c.profile)
+        .where(tasks.c.state == "queued", ~has_run)
+        .order_by(tasks.c.priority, tasks.c.id)
+    )
+    return [(task_id, profile) for task_id, profile in conn.execute(query)]
 
 
 def get_run(conn: sa.Connection, run_id: str) -> Run:
@@ -60,6 +77,31 @@ def unenqueued_runs(conn: sa.Connection) -> list[Run]:
 
 def update_run(conn: sa.Connection, run_id: str, **values: Any) -> None:
     conn.execute(runs.update().where(runs.c.id == run_id).values(**values))
+
+
+def set_live_state(conn: sa.Connection, run_id: str, state: RunState, **values: Any) -> bool:
+    """Move a live run to running or waiting, and its task with it; a paused or ended run stays put.
+
+    A step that finishes just after the person paused or cancelled must not undo that.
+    """
+    live = (RunState.QUEUED.value, RunState.RUNNING.value, RunState.WAITING.value)
+    moved = conn.execute(
+        runs.update().where(runs.c.id == run_id, runs.c.state.in_(live)).values(state=state.value, **values)
+    )
+    if moved.rowcount != 1:
+        return False
+    task_state = "running" if state is RunState.RUNNING else "waiting"
+    task_id = conn.execute(sa.select(runs.c.task_id).where(runs.c.id == run_id)).scalar_one()
+    conn.execute(tasks.update().where(tasks.c.id == task_id).values(state=task_state, updated_at=now()))
+    return True
+
+
+def pause_run(conn: sa.Connection, run_id: str, expected: RunState) -> bool:
+    """Mark the run paused if it is still in the state the person saw."""
+    moved = conn.execute(
+        runs.update().where(runs.c.id == run_id, runs.c.state == expected.value).values(state=RunState.PAUSED.value)
+    )
+    return moved.rowcount == 1
 
 
 def end_run(conn: sa.Connection, run_id: str, state: RunState, *, summary: str | None, error: str | None) -> None:

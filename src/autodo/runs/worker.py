@@ -16,14 +16,16 @@ from pydantic_ai import Agent
 from autodo import __version__
 from autodo.agents.builtin import build_agent
 from autodo.agents.choice import HOW_TO_CONFIGURE, default_model, parse_model
+from autodo.agents.interruptible import InterruptibleModel
 from autodo.agents.models import build_model
 from autodo.agents.profiles import Profile
 from autodo.desk import Desk
 from autodo.errors import AutodoError, ConfigError
 from autodo.events import append_event
-from autodo.runs import runtime, workflow
-from autodo.runs.model import ACTIVE_RUN_STATES
-from autodo.runs.store import create_run, unenqueued_runs, update_run
+from autodo.runs import leases, runtime, signals, workflow
+from autodo.runs.model import ACTIVE_RUN_STATES, RunState, queue_name
+from autodo.runs.store import create_run, tasks_to_start, unenqueued_runs, update_run
+from autodo.steering.store import pending_interrupts
 from autodo.store import now
 from autodo.store.db import enable_wal
 from autodo.store.schema import profiles as profiles_table
@@ -33,6 +35,7 @@ from autodo.tasks.board import list_tasks, promote_ready
 from autodo.tasks.model import State
 
 POLL_SECONDS = 0.2
+WATCH_SECONDS = 0.05  # how often the person's interrupts, pauses and cancels are looked for
 TRIAGE_PARALLEL = 4
 TRIAGE_RETRY_SECONDS = 60.0
 
@@ -51,6 +54,8 @@ class Worker:
     triage_agent: Agent[None, triage.TriageDecision] | None = None
     _triaging: set[str] = field(default_factory=set)
     _triage_retry_at: dict[str, float] = field(default_factory=dict)  # task id → when to try again
+    lease_seconds: float = leases.DEFAULT_LEASE_SECONDS
+    _fired: set[str] = field(default_factory=set)  # interrupts already signalled
 
     def launch(self) -> None:
         """Build the agents, start DBOS (which resumes this worker's unfinished runs), open the queues."""
@@ -58,9 +63,11 @@ class Worker:
         engine = self.desk.engine
         rt = runtime.Runtime(settings, engine, profiles, self.worker_id)
         for profile in profiles.profile.values():
-            rt.agents[profile.name] = build_agent(profile, self._model_for(profile))
+            rt.agents[profile.name] = build_agent(profile, InterruptibleModel(self._model_for(profile)))
         self.triage_agent = self._build_triage_agent()
         runtime.install(rt)
+        with engine.begin() as conn:
+            leases.register(conn, self.worker_id, self.lease_seconds)
         _sync_profiles(engine, list(profiles.profile.values()))
         if settings.system_database_url.startswith("sqlite"):
             enable_wal(settings.system_database_url)
@@ -68,7 +75,7 @@ class Worker:
         DBOS.launch()
         for profile in profiles.profile.values():
             self.queues[profile.name] = DBOS.register_queue(
-                f"autodo.profile.{profile.name}",
+                queue_name(profile.name),
                 worker_concurrency=min(self.agents, profile.concurrency),
                 global_concurrency=profile.concurrency,
                 polling_interval_sec=POLL_SECONDS,
@@ -90,18 +97,61 @@ class Worker:
         model = build_model(choice, self.desk.settings, retries=profiles.triage_max_retries)
         return triage.triage_agent(model)
 
-    @staticmethod
-    def shutdown() -> None:
+    def shutdown(self) -> None:
         DBOS.destroy(destroy_registry=False)
+        with self.desk.engine.begin() as conn:
+            leases.stop(conn, self.worker_id)
 
     async def serve(self, until: Callable[[], bool] | None = None) -> None:
         """Dispatch until ``until()`` says stop (or forever)."""
         async with anyio.create_task_group() as group:
+            group.start_soon(self._watch_signals)
+            group.start_soon(self._keep_lease)
             while until is None or not until():
                 self._start_triage(group)
                 await self.dispatch()
                 await anyio.sleep(POLL_SECONDS)
             group.cancel_scope.cancel()
+
+    async def _keep_lease(self) -> None:
+        """Renew this worker's lease, and take over the runs of workers whose lease lapsed."""
+        while True:
+            await anyio.to_thread.run_sync(self._renew_and_take_over)
+            await anyio.sleep(self.lease_seconds / 3)
+
+    def _renew_and_take_over(self) -> None:
+        with self.desk.engine.begin() as conn:
+            leases.renew(conn, self.worker_id)
+            lapsed = leases.claim_lapsed(conn, self.worker_id)
+        if lapsed:
+            # DBOS puts their unfinished workflows back on their queues, to resume from the last step.
+            DBOS._recover_pending_workflows(lapsed)
+
+    async def _watch_signals(self) -> None:
+        """Turn the person's interrupts, pauses and cancels in the store into signals to local runs."""
+        while True:
+            await anyio.sleep(WATCH_SECONDS)
+            local = signals.local_runs()
+            if local:
+                await anyio.to_thread.run_sync(self._signal_runs, local)
+
+    def _signal_runs(self, local: list[str]) -> None:
+        with self.desk.engine.connect() as conn:
+            interrupts = pending_interrupts(conn, local)
+            halted = conn.execute(
+                sa.select(runs.c.id, runs.c.state).where(
+                    runs.c.id.in_(local), runs.c.state.in_([RunState.PAUSED.value, RunState.CANCELLED.value])
+                )
+            ).all()
+        for message in interrupts:
+            signal = signals.signal_for(message.run_id)
+            if signal is not None and message.id not in self._fired:
+                self._fired.add(message.id)
+                signal.fire(f"interrupted by {message.author}")
+        for run_id, state in halted:
+            signal = signals.signal_for(run_id)
+            if signal is not None:
+                signal.fire(f"{state} by the person", halt=True)
 
     def _start_triage(self, group: anyio.abc.TaskGroup) -> None:
         if self.triage_agent is None:
@@ -141,8 +191,8 @@ class Worker:
         """Unblock ready tasks, claim queued ones and put their runs on the profile queues."""
         with self.desk.engine.begin() as conn:
             promote_ready(conn)
-            for task in list_tasks(conn, [State.QUEUED]):
-                create_run(conn, task.id, task.profile)
+            for task_id, profile in tasks_to_start(conn):
+                create_run(conn, task_id, profile)
         with self.desk.engine.connect() as conn:
             pending = unenqueued_runs(conn)
         for run in pending:
@@ -168,7 +218,9 @@ def _settled(conn: sa.Connection) -> bool:
     # Blocked tasks need no check of their own: a blocker finishes only through an active run or
     # the person, and finishing promotes its dependents in the same transaction.
     busy = conn.execute(sa.select(sa.func.count()).where(tasks.c.state == State.QUEUED.value)).scalar()
-    active = conn.execute(sa.select(sa.func.count()).where(runs.c.state.in_(ACTIVE_RUN_STATES))).scalar()
+    # A paused run moves only when the person resumes it.
+    moving = [state for state in ACTIVE_RUN_STATES if state != RunState.PAUSED.value]
+    active = conn.execute(sa.select(sa.func.count()).where(runs.c.state.in_(moving))).scalar()
     return not busy and not active
 
 

@@ -19,6 +19,11 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def seconds_since(stamp: str) -> float:
+    """Seconds from a stored timestamp until now."""
+    return (datetime.now(UTC) - datetime.fromisoformat(stamp)).total_seconds()
+
+
 def open_store(url: str) -> sa.Engine:
     """An engine on a migrated store."""
     engine = create_engine(url)

@@ -25,6 +25,7 @@ tasks = sa.Table(
     sa.Column("context", sa.Text, nullable=False, server_default=""),
     sa.Column("result", sa.Text),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("budget", sa.JSON),  # the task's own limits; unset ones fall back to its profile's
     sa.Column("created_at", sa.String(32), nullable=False),
     sa.Column("updated_at", sa.String(32), nullable=False),
     sa.Index("ix_tasks_state", "state"),
@@ -59,6 +60,8 @@ runs = sa.Table(
     sa.Column("input_tokens", sa.Integer, nullable=False, server_default="0"),
     sa.Column("output_tokens", sa.Integer, nullable=False, server_default="0"),
     sa.Column("tool_calls", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cost_usd", sa.Float),  # NULL while any turn's price is unknown
+    sa.Column("waited_seconds", sa.Float, nullable=False, server_default="0"),  # on the person, not working
     sa.Column("summary", sa.Text),
     sa.Column("error", sa.Text),
     sa.Column("created_at", sa.String(32), nullable=False),
@@ -108,4 +111,52 @@ tool_executions = sa.Table(
     sa.Column("result", sa.Text),
     sa.Column("started_at", sa.String(32), nullable=False),
     sa.Column("finished_at", sa.String(32)),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("task_id", sa.String(26), sa.ForeignKey("tasks.id"), nullable=False),
+    sa.Column("run_id", sa.String(80)),  # NULL: kept for the task's next run
+    sa.Column("mode", sa.String(10), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("author", sa.String(120), nullable=False),
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("delivered_at", sa.String(32)),
+    sa.Index("ix_messages_task_state", "task_id", "state"),
+)
+
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("item_id", sa.String(26), sa.ForeignKey("inbox_items.id"), primary_key=True),
+    sa.Column("run_id", sa.String(80), nullable=False),
+    sa.Column("call_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("tool", sa.String(80), nullable=False),
+    sa.Column("arguments", sa.JSON, nullable=False),
+    sa.Column("arguments_hash", sa.String(64), nullable=False),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("decision", sa.String(12), nullable=False),
+    sa.Column("scope", sa.String(8)),  # "call" or "run" once approved
+    sa.Column("reason", sa.Text),
+    sa.Column("decided_by", sa.String(120)),
+    sa.Column("expires_at", sa.Float, nullable=False),  # epoch seconds
+    sa.Column("used_at", sa.String(32)),
+    sa.Index("ix_approvals_run", "run_id", "tool"),
+)
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("id", sa.String(120), primary_key=True),  # also the DBOS executor id
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("lease_seconds", sa.Float, nullable=False),
+    sa.Column("heartbeat", sa.Float, nullable=False),  # epoch seconds of the worker's clock
+    sa.Column("started_at", sa.String(32), nullable=False),
+    sa.Column("taken_over_by", sa.String(120)),
+    sa.Column("taken_over_at", sa.String(32)),
 )

@@ -13,7 +13,7 @@ from autodo.inbox.model import ItemKind
 from autodo.inbox.store import cancel_items, open_item
 from autodo.store import now
 from autodo.store.schema import tasks
-from autodo.tasks.dependencies import add_blockers, blockers_of, dependents_of, open_blockers
+from autodo.tasks.dependencies import add_blockers, blockers_by_task, blockers_of, dependents_of, open_blockers
 from autodo.tasks.model import PRIORITIES, TERMINAL, Lane, NewTask, State, Task, lane_from_labels, profile_from_labels
 
 ASK_FIRST = "Before an agent starts on this: what should it know?"
@@ -40,7 +40,7 @@ def _new_row(task_id: str, request: NewTask) -> dict[str, Any]:
         id=task_id, title=request.title, body=request.body, source=request.source,
         priority=PRIORITIES[request.priority], labels=request.labels, state=State.NEW.value,
         profile=request.profile or profile_from_labels(request.labels) or "default",
-        parent_id=request.parent_id, created_at=stamp, updated_at=stamp,
+        parent_id=request.parent_id, budget=request.budget, created_at=stamp, updated_at=stamp,
     )  # fmt: skip
 
 
@@ -58,7 +58,9 @@ def list_tasks(conn: sa.Connection, states: list[State] | None = None, lane: Lan
         query = query.where(tasks.c.state.in_([state.value for state in states]))
     if lane is not None:
         query = query.where(tasks.c.lane == lane.value)
-    return [Task.from_row(row, blockers_of(conn, row.id)) for row in conn.execute(query)]
+    rows = conn.execute(query).all()
+    blockers = blockers_by_task(conn, [row.id for row in rows])
+    return [Task.from_row(row, blockers.get(row.id, [])) for row in rows]
 
 
 def set_state(conn: sa.Connection, task_id: str, state: State, **values: Any) -> None:

@@ -14,6 +14,17 @@ def blockers_of(conn: sa.Connection, task_id: str) -> list[str]:
     return sorted(conn.execute(query).scalars())
 
 
+def blockers_by_task(conn: sa.Connection, task_ids: list[str]) -> dict[str, list[str]]:
+    """The blockers of many tasks in one query (the board lists them all at once)."""
+    found: dict[str, list[str]] = {}
+    if not task_ids:
+        return found
+    query = sa.select(task_blockers.c.task_id, task_blockers.c.blocker_id).where(task_blockers.c.task_id.in_(task_ids))
+    for task_id, blocker_id in conn.execute(query.order_by(task_blockers.c.blocker_id)):
+        found.setdefault(task_id, []).append(blocker_id)
+    return found
+
+
 def dependents_of(conn: sa.Connection, task_id: str) -> list[str]:
     query = sa.select(task_blockers.c.task_id).where(task_blockers.c.blocker_id == task_id)
     return sorted(conn.execute(query).scalars())

@@ -26,7 +26,8 @@ class State(StrEnum):
     BLOCKED = "blocked"  # waits for its blockers to be done
     QUEUED = "queued"  # ready, waiting for a free agent
     RUNNING = "running"
-    WAITING = "waiting"  # a question is open with the person
+    WAITING = "waiting"  # a question, approval or budget request is open with the person
+    PAUSED = "paused"  # the person paused its run; `autodo resume` continues it
     REVIEW = "review"  # the agent is done; the profile asks for a person's review
     YOURS = "yours"  # handed to the person
     DONE = "done"
@@ -43,7 +44,7 @@ PRIORITY_NAMES = {number: name for name, number in PRIORITIES.items()}
 COLUMNS: dict[str, tuple[State, ...]] = {
     "Inbox": (State.NEW,),
     "Agents working": (State.QUEUED, State.RUNNING, State.BLOCKED),
-    "Waiting on you": (State.WAITING,),
+    "Waiting on you": (State.WAITING, State.PAUSED),
     "Yours": (State.YOURS,),
     "Review": (State.REVIEW,),
     "Done": (State.DONE, State.FAILED, State.CANCELLED),
@@ -69,6 +70,7 @@ class Task(BaseModel):
     context: str
     result: str | None
     attempts: int
+    budget: dict[str, Any] | None = None  # the task's own limits (see autodo.runs.budget)
     created_at: str
     updated_at: str
 
@@ -94,6 +96,7 @@ class NewTask(BaseModel):
     profile: str | None = None
     source: str = "cli"
     parent_id: str | None = None
+    budget: dict[str, Any] | None = None  # validated limits, e.g. from parse_budget("turns=20 usd=1")
 
     def validated(self) -> NewTask:
         """This request with whitespace trimmed, or InvalidInput saying what to fix."""

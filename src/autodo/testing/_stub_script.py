@@ -8,8 +8,9 @@ view of an OpenAI chat-completions request body that rules match against.
 from __future__ import annotations
 
 import json
+import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -95,6 +96,7 @@ class RuleMatch(BaseModel):
     model_config = _STRICT
 
     user: str | None = None
+    said: str | None = None
     system: str | None = None
     tool: str | None = None
     model: str | None = None
@@ -103,6 +105,7 @@ class RuleMatch(BaseModel):
         """Whether every condition given holds for ``request``."""
         checks = (
             self.user is None or self.user.casefold() in request.first_user.casefold(),
+            self.said is None or self.said.casefold() in request.later_user.casefold(),
             self.system is None or self.system.casefold() in request.system.casefold(),
             self.tool is None or self.tool in request.tool_names,
             self.model is None or self.model == request.model,
@@ -153,12 +156,14 @@ class ChatRequest:
 
     model: str
     first_user: str
+    later_user: str  # every user message after the first, joined: what was said mid-run
     system: str
     tool_names: frozenset[str]
     assistant_turns: int
     stream: bool
     include_usage: bool
     prompt_chars: int
+    received_at: float = field(default_factory=time.time)
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> ChatRequest:
@@ -168,6 +173,7 @@ class ChatRequest:
         return cls(
             model=str(body.get("model", "")),
             first_user=next((_text_of(m) for m in messages if m.get("role") == "user"), ""),
+            later_user="\n".join(_text_of(m) for m in [m for m in messages if m.get("role") == "user"][1:]),
             system="\n".join(_text_of(m) for m in messages if m.get("role") in ("system", "developer")),
             tool_names=frozenset(_tool_names(body.get("tools"))),
             assistant_turns=sum(1 for m in messages if m.get("role") == "assistant"),

@@ -40,6 +40,8 @@ class RecordedRequest:
     status: int
     first_user: str
     authorization: bool = False
+    said: str = ""  # user messages after the first (steering), joined
+    at: float = 0.0  # when the request arrived (epoch seconds)
 
     def to_json(self) -> dict[str, Any]:
         """The record as a JSON-ready dict (as served by ``GET /_stub/requests``)."""
@@ -135,8 +137,9 @@ class _Engine:
 
     def _record(self, rule: str | None, request: ChatRequest, authorization: bool, response: _Response) -> _Response:
         entry = RecordedRequest(
-            rule, request.assistant_turns, request.stream, response.status, request.first_user, authorization
-        )
+            rule, request.assistant_turns, request.stream, response.status, request.first_user, authorization,
+            request.later_user, request.received_at,
+        )  # fmt: skip
         with self._lock:
             self._log.append(entry)
         return response

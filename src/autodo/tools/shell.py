@@ -8,6 +8,7 @@ import selectors
 import shlex
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 from autodo.errors import InvalidInput, NotFound
 
 _READ_CHUNK = 64 * 1024
+_STOP_CHECK_SECONDS = 0.05  # how soon a stop request (the person's interrupt) kills the command
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class CommandResult:
     stderr: str
     timed_out: bool
     truncated: bool
+    stopped: bool = False  # the person interrupted it
 
     def render(self) -> str:
         """A compact text for the model: the command, how it ended, then its output."""
@@ -41,6 +44,8 @@ class CommandResult:
         return "\n".join(lines)
 
     def _status(self) -> str:
+        if self.stopped:
+            return "stopped: the person interrupted the command; it and its child processes were killed"
         if self.timed_out:
             return "timed out: the command and all its child processes were killed"
         if self.exit_code is not None and self.exit_code < 0:
@@ -76,8 +81,9 @@ def run_command(
     timeout: float = 60.0,
     output_cap: int = 32_000,
     env: Mapping[str, str] | None = None,
+    stop: threading.Event | None = None,
 ) -> CommandResult:
-    """Run ``argv`` (no shell) in the workspace; on timeout kill its whole process group."""
+    """Run ``argv`` (no shell) in the workspace; on timeout or ``stop`` kill its whole process group."""
     _check_arguments(argv, timeout, output_cap)
     if not workspace.is_dir():
         raise NotFound(f"the task workspace {str(workspace)!r} does not exist")
@@ -99,7 +105,7 @@ def run_command(
         return _not_started(argv, 126, f"cannot execute {argv[0]!r}: {exc.strerror or exc}")
     with proc:
         try:
-            return _supervise(proc, argv, timeout, output_cap)
+            return _supervise(proc, argv, timeout, output_cap, stop or threading.Event())
         except BaseException:
             _kill_group(proc)
             raise
@@ -137,50 +143,59 @@ def _not_started(argv: list[str], exit_code: int, message: str) -> CommandResult
     return CommandResult(list(argv), exit_code, "", message + "\n", timed_out=False, truncated=False)
 
 
-def _supervise(proc: subprocess.Popen[bytes], argv: list[str], timeout: float, cap: int) -> CommandResult:
-    """Collect capped output until the command ends or the deadline passes, then reap it."""
+def _supervise(
+    proc: subprocess.Popen[bytes], argv: list[str], timeout: float, cap: int, stop: threading.Event
+) -> CommandResult:
+    """Collect capped output until the command ends, the deadline passes or a stop comes, then reap it."""
     deadline = time.monotonic() + timeout
     out, err = _CappedBuffer(cap), _CappedBuffer(cap)
     assert proc.stdout is not None and proc.stderr is not None
-    if _pump({proc.stdout.fileno(): out, proc.stderr.fileno(): err}, deadline):
-        exit_code = _wait_until(proc, deadline)
-        timed_out = exit_code is None
+    ended = _pump({proc.stdout.fileno(): out, proc.stderr.fileno(): err}, deadline, stop)
+    if ended == "eof":
+        exit_code = _wait_until(proc, deadline, stop)
+        timed_out = exit_code is None and not stop.is_set()
     else:
         # The pipes are still open: either the command runs on, or a background child holds them.
         exit_code = proc.poll()
-        timed_out = True
+        timed_out = ended == "deadline"
     # Kill the whole group even after a clean exit: a daemon an agent leaves behind would outlive
     # the run and escape its timeout.
     _kill_group(proc)
     proc.wait()
     truncated = out.dropped or err.dropped
-    return CommandResult(list(argv), exit_code, out.text(), err.text(), timed_out, truncated)
+    stopped = stop.is_set() and not timed_out and (ended == "stopped" or exit_code is None)
+    return CommandResult(list(argv), exit_code, out.text(), err.text(), timed_out, truncated, stopped)
 
 
-def _pump(buffers: dict[int, _CappedBuffer], deadline: float) -> bool:
-    """Read both pipes in chunks until both reach EOF (True) or the deadline passes (False)."""
+def _pump(buffers: dict[int, _CappedBuffer], deadline: float, stop: threading.Event) -> str:
+    """Read both pipes in chunks until both reach "eof", the "deadline" passes or a "stop" comes."""
     with selectors.DefaultSelector() as selector:
         for fd, buffer in buffers.items():
             selector.register(fd, selectors.EVENT_READ, buffer)
         while selector.get_map():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return False
-            for key, _ in selector.select(remaining):
+                return "deadline"
+            if stop.is_set():
+                return "stopped"
+            for key, _ in selector.select(min(remaining, _STOP_CHECK_SECONDS)):
                 chunk = os.read(key.fd, _READ_CHUNK)
                 if chunk:
                     key.data.feed(chunk)
                 else:
                     selector.unregister(key.fd)
-    return True
+    return "eof"
 
 
-def _wait_until(proc: subprocess.Popen[bytes], deadline: float) -> int | None:
-    """The exit code, or None if the process is still running at the deadline."""
-    try:
-        return proc.wait(timeout=max(deadline - time.monotonic(), 0))
-    except subprocess.TimeoutExpired:
-        return None
+def _wait_until(proc: subprocess.Popen[bytes], deadline: float, stop: threading.Event) -> int | None:
+    """The exit code, or None if the process still runs at the deadline or when a stop comes."""
+    while not stop.is_set():
+        try:
+            return proc.wait(timeout=min(max(deadline - time.monotonic(), 0), _STOP_CHECK_SECONDS))
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                return None
+    return proc.poll()
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -106,7 +106,7 @@ def upgrade() -> None:
         sa.Column("attempt", sa.Integer(), nullable=False),
         sa.Column("profile", sa.String(length=80), nullable=False),
         sa.Column("state", sa.String(length=12), nullable=False),
-        sa.Column("enqueued", sa.Boolean(), server_default=sa.text("0"), nullable=False),
+        sa.Column("enqueued", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("worker", sa.String(length=120), nullable=True),
         sa.Column("requests", sa.Integer(), server_default="0", nullable=False),
         sa.Column("input_tokens", sa.Integer(), server_default="0", nullable=False),

@@ -1,0 +1,1 @@
+"""Approvals: actions a profile's rules hold until the person allows them."""

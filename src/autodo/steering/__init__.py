@@ -1,0 +1,1 @@
+"""Messages from the person to a running agent: steer, queue or interrupt."""
