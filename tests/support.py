@@ -5,11 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
+import uvicorn
+
+from autodo.config import Settings
+from autodo.server.app import create_app
+from autodo.server.auth import load_or_create_token
 from autodo.testing import StubScript
 
 T = TypeVar("T")
@@ -89,3 +96,32 @@ def wait_for(condition: Callable[[], T | None], timeout: float = 60, what: str =
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class ServedApp:
+    """``autodo serve``'s app on a free loopback port, in a thread of this process (real HTTP)."""
+
+    def __init__(self, settings: Settings | None = None, *, auth: bool = True) -> None:
+        self.settings = settings or Settings()
+        self.token = load_or_create_token(self.settings.home) if auth else None
+        self.app = create_app(self.settings, token=self.token)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServedApp:
+        self.thread.start()
+        wait_for(lambda: self.server.started, timeout=20, what="the server to start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    @property
+    def url(self) -> str:
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def client(self, *, authenticated: bool = True) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.token}"} if authenticated and self.token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)

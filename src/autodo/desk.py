@@ -16,6 +16,7 @@ from autodo.errors import Conflict, InvalidInput
 from autodo.events import Event, append_event, last_event_at, list_events
 from autodo.inbox.model import InboxItem, ItemKind, ItemState
 from autodo.inbox.store import close_item, get_item, pending_items
+from autodo.overview import Card, Team, cards, team
 from autodo.runs.budget import parse_budget
 from autodo.runs.model import LIVE_RUN_STATES, Run, RunState
 from autodo.runs.store import active_run, end_run, get_run, pause_run, runs_of, update_run, usage_totals
@@ -25,7 +26,8 @@ from autodo.store import now, open_store, seconds_since
 from autodo.store.schema import tasks as tasks_table
 from autodo.tasks import board
 from autodo.tasks.dependencies import add_blockers
-from autodo.tasks.model import COLUMNS, TERMINAL, Lane, NewTask, State, Task
+from autodo.tasks.model import COLUMNS, TERMINAL, Lane, NewTask, State, Task, profile_from_labels
+from autodo.workspaces.changes import WorkspaceChanges, workspace_changes
 
 if TYPE_CHECKING:
     from autodo.runs.control import RunControl
@@ -72,8 +74,9 @@ class Desk:
         return bool(self.profiles.triage_model or default_model(self.settings))
 
     def add(self, request: NewTask) -> Task:
-        if request.profile is not None:
-            get_profile(self.profiles, request.profile)
+        profile = request.profile or profile_from_labels(request.labels)
+        if profile is not None:
+            get_profile(self.profiles, profile)
         with self.engine.begin() as conn:
             return board.add_task(conn, request)
 
@@ -228,6 +231,7 @@ class Desk:
         """Allow the exact call an approval item shows (or, ``for_run``, every call its rule holds in that run)."""
         scope = approvals.Scope.RUN if for_run else approvals.Scope.CALL
         with self.engine.begin() as conn:
+            _require_approval(conn, item_id)
             item = approvals.decide(conn, item_id, approve=True, by=by, scope=scope)
         self._wake(item)
         return item
@@ -235,6 +239,7 @@ class Desk:
     def deny(self, item_id: str, reason: str, *, by: str = "you") -> InboxItem:
         """Refuse the call; the agent reads the reason."""
         with self.engine.begin() as conn:
+            _require_approval(conn, item_id)
             item = approvals.decide(conn, item_id, approve=False, by=by, reason=reason.strip())
         self._wake(item)
         return item
@@ -275,6 +280,22 @@ class Desk:
             columns=columns, waiting_on_you=self.inbox(), model_configured=self.model_configured, usage=usage
         )
 
+    def cards(self) -> list[Card]:
+        """Every task as a board card: its agent, time, usage and latest activity."""
+        with self.engine.connect() as conn:
+            return cards(conn)
+
+    def team(self) -> Team:
+        """Each profile: what its agents do now, its queue, and today's tokens and cost."""
+        with self.engine.connect() as conn:
+            return team(conn, self.profiles)
+
+    def changes(self, task_id: str) -> WorkspaceChanges:
+        """The files the task's agents changed in its workspace, with diffs."""
+        with self.engine.connect() as conn:
+            board.get_task(conn, task_id)
+        return workspace_changes(self.settings.workspaces_dir / task_id)
+
     def _run_control(self) -> RunControl:
         # Imported here: DBOS loads only when a running workflow must be reached.
         from autodo.runs.control import RunControl
@@ -286,3 +307,9 @@ def _not_running(task: Task, run: Run | None) -> str:
     state = f"its run is {run.state.value}" if run is not None else f"it is {task.state.value}"
     hint = "" if task.state in TERMINAL else "; `autodo say --queue` keeps the message for its next run"
     return f"task {task.id} is not running ({state}){hint}"
+
+
+def _require_approval(conn: sa.Connection, item_id: str) -> None:
+    kind = get_item(conn, item_id).kind
+    if kind is not ItemKind.APPROVAL:
+        raise InvalidInput(f"{item_id} is a {kind.value}, not an approval; answer it with `autodo answer {item_id}`")

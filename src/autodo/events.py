@@ -49,3 +49,9 @@ def last_event_at(conn: sa.Connection, run_id: str, kind: str) -> str | None:
     """When the run's latest event of this kind happened."""
     query = sa.select(sa.func.max(events.c.at)).where(events.c.run_id == run_id, events.c.kind == kind)
     return conn.execute(query).scalar()
+
+
+def head_seq(engine: sa.Engine) -> int:
+    """The number of the latest event (0 when there is none): where a live view starts reading."""
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.seq), 0))).scalar_one())

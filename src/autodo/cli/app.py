@@ -293,6 +293,48 @@ def demo(interactive: bool) -> None:
     run_demo(interactive=interactive)
 
 
+@cli.command()
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to bind; anything but loopback needs the token."
+)
+@click.option("--port", default=8420, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
+@click.option("--open", "open_browser", is_flag=True, help="Open the board in a browser.")
+@click.option("--no-auth", is_flag=True, help="Serve without the token (only on a loopback address).")
+@click.option(
+    "--agents",
+    default=4,
+    show_default=True,
+    type=click.IntRange(0, 64),
+    help="Runs of each profile at once in the worker started beside the server (0: no worker here).",
+)
+@reports_errors
+def serve(host: str, port: int, open_browser: bool, no_auth: bool, agents: int) -> None:
+    """Serve the web board, the REST API (/api/v1) and MCP (/mcp), with a worker beside them."""
+    from autodo.server.serve import ServeOptions, serve_board
+
+    serve_board(
+        Desk().settings, ServeOptions(host=host, port=port, open_browser=open_browser, auth=not no_auth, agents=agents)
+    )
+
+
+@cli.command()
+@reports_errors
+def token() -> None:
+    """Print the API token (created on first use, kept in a 0600 file in the home)."""
+    from autodo.server.auth import load_or_create_token
+
+    click.echo(load_or_create_token(Desk().settings.home))
+
+
+@cli.command()
+@reports_errors
+def mcp() -> None:
+    """Serve autodo's tools to an MCP client over stdio (add_task, inbox, answer, steer…)."""
+    from autodo.server.mcp import run_stdio
+
+    run_stdio(Desk())
+
+
 @cli.command("stub-model")
 @click.option("--script", "script_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--port", default=8765, show_default=True, type=int)

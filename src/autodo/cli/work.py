@@ -8,6 +8,7 @@ from rich.live import Live
 from autodo.cli import render
 from autodo.desk import Desk
 from autodo.events import list_events
+from autodo.overview import describe_event
 from autodo.runs.worker import Worker, default_worker_id
 
 
@@ -26,25 +27,6 @@ class ActivityFeed:
             if line:
                 self.lines[event.task_id] = line
         return self.lines
-
-
-def describe_event(kind: str, data: dict[str, object]) -> str | None:
-    """A one-line description of an event for the live board, or None for events it does not show."""
-    text = _event_text(kind, data)
-    return " ".join(text.split())[:120] if text else None
-
-
-def _event_text(kind: str, data: dict[str, object]) -> str | None:
-    if kind == "agent.turn":
-        calls = data.get("tool_calls") or []
-        if isinstance(calls, list) and calls:
-            return "→ " + ", ".join(str(call.get("tool")) for call in calls if isinstance(call, dict))
-        return str(data.get("text") or "") or None
-    if kind == "tool.result":
-        return f"{data.get('tool')}: {data.get('result')}"
-    if kind in ("task.lane", "run.finished", "triage.failed"):
-        return str(data.get("reason") or data.get("text") or data.get("error"))
-    return None
 
 
 def run_worker(desk: Desk, *, agents: int, worker_id: str | None, until_settled: bool, lease: float) -> None:

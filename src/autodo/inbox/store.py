@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from ulid import ULID
 
 from autodo.errors import Conflict, NotFound
+from autodo.events import append_event
 from autodo.inbox.model import InboxItem, ItemKind, ItemState
 from autodo.store import now
 from autodo.store.schema import inbox_items
@@ -33,7 +34,14 @@ def open_item(
         prompt=prompt, context=context or {}, created_at=now(),
     )  # fmt: skip
     conn.execute(inbox_items.insert().values(**values))
-    return get_item(conn, item_id)
+    item = get_item(conn, item_id)
+    append_event(conn, task_id, "inbox.opened", _summary(item), run_id=run_id, key=f"inbox.opened:{item_id}")
+    return item
+
+
+def _summary(item: InboxItem) -> dict[str, Any]:
+    """What an inbox event says about its item (live views, webhooks)."""
+    return {"item_id": item.id, "kind": item.kind.value, "state": item.state.value, "prompt": item.prompt[:500]}
 
 
 def get_item(conn: sa.Connection, item_id: str) -> InboxItem:
@@ -61,11 +69,14 @@ def close_item(conn: sa.Connection, item_id: str, answer: str, by: str) -> Inbox
     item = get_item(conn, item_id)
     if result.rowcount != 1:
         raise Conflict(f"inbox item {item_id} is already {item.state.value} (by {item.answered_by or 'autodo'})")
+    append_event(conn, item.task_id, "inbox.answered", {**_summary(item), "by": by}, run_id=item.run_id)
     return item
 
 
 def cancel_items(conn: sa.Connection, task_id: str) -> None:
     """Withdraw every open item of a task (it was moved, done or cancelled)."""
+    for item in pending_items(conn, task_id):
+        append_event(conn, task_id, "inbox.cancelled", {**_summary(item), "state": "cancelled"}, run_id=item.run_id)
     conn.execute(
         inbox_items.update()
         .where(inbox_items.c.task_id == task_id, inbox_items.c.state == ItemState.PENDING.value)

@@ -160,3 +160,11 @@ workers = sa.Table(
     sa.Column("taken_over_by", sa.String(120)),
     sa.Column("taken_over_at", sa.String(32)),
 )
+
+webhook_cursors = sa.Table(
+    "webhook_cursors",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),  # sha256 of the url: a changed url is a new webhook
+    sa.Column("last_seq", sa.Integer, nullable=False),  # the last event delivered or given up on
+    sa.Column("updated_at", sa.String(32), nullable=False),
+)
