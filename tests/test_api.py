@@ -37,6 +37,7 @@ def test_errors_are_problem_documents_with_stable_codes(served: ServedApp) -> No
     with served.client() as client:
         missing = client.get("/api/v1/tasks/01JUNKJUNKJUNKJUNKJUNKJUNK")
         empty = client.post("/api/v1/tasks", json={"title": "   "})
+        lane = client.post("/api/v1/tasks", json={"title": "t", "labels": ["lane:nowhere"]})
         malformed = client.post("/api/v1/tasks", json={"title": 3, "priority": "asap"})
         task = client.post("/api/v1/tasks", json={"title": "t", "labels": ["lane:human"]}).json()
         client.post(f"/api/v1/tasks/{task['id']}/done", json={})
@@ -51,8 +52,9 @@ def test_errors_are_problem_documents_with_stable_codes(served: ServedApp) -> No
         "code": "not_found",
         "error": {"code": "not_found", "message": missing.json()["detail"]},
     }
-    assert (empty.status_code, empty.json()["code"]) == (400, "invalid_input")
-    assert "title is empty" in empty.json()["detail"]
+    assert (empty.status_code, empty.json()["code"]) == (422, "invalid_request")
+    assert (lane.status_code, lane.json()["code"]) == (400, "invalid_input")
+    assert "unknown lane 'nowhere'" in lane.json()["detail"]
     assert (malformed.status_code, malformed.json()["code"]) == (422, "invalid_request")
     assert {e["field"] for e in malformed.json()["errors"]} == {"body.title", "body.priority"}
     assert (again.status_code, again.json()["code"]) == (409, "conflict")

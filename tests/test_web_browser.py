@@ -186,6 +186,7 @@ def test_a_task_added_on_the_board_is_asked_answered_steered_and_done_in_the_bro
 
     expect(page.locator(".task-head .badge").first).to_have_text("done", timeout=30_000)
     expect(page.locator("#transcript")).to_contain_text("the agent read your message")
+    page.evaluate("window.scrollTo(0, 0)")  # the page followed the transcript down as it grew
     shoot(page, "task")
     page.click("#tab-changes")
     expect(page.locator("#changes .file")).to_contain_text("greeting.txt")

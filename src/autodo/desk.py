@@ -13,10 +13,10 @@ from autodo.agents.profiles import ProfileFile, get_profile, load_profiles
 from autodo.approvals import store as approvals
 from autodo.config import Settings
 from autodo.errors import Conflict, InvalidInput
-from autodo.events import Event, append_event, last_event_at, list_events
+from autodo.events import Event, append_event, last_event_at, recent_events
 from autodo.inbox.model import InboxItem, ItemKind, ItemState
 from autodo.inbox.store import close_item, get_item, pending_items
-from autodo.overview import Card, Team, cards, team
+from autodo.overview import Card, Team, card, cards, team
 from autodo.runs.budget import parse_budget
 from autodo.runs.model import LIVE_RUN_STATES, Run, RunState
 from autodo.runs.store import active_run, end_run, get_run, pause_run, runs_of, update_run, usage_totals
@@ -88,7 +88,7 @@ class Desk:
         with self.engine.connect() as conn:
             task = board.get_task(conn, task_id)
             runs, items = runs_of(conn, task_id), pending_items(conn, task_id)
-        return TaskDetail(task=task, runs=runs, inbox=items, events=list_events(self.engine, task_id))
+        return TaskDetail(task=task, runs=runs, inbox=items, events=recent_events(self.engine, task_id))
 
     def block(self, task_id: str, blocker_ids: list[str]) -> Task:
         """Make a task wait for others (refusing cycles)."""
@@ -284,6 +284,11 @@ class Desk:
         """Every task as a board card: its agent, time, usage and latest activity."""
         with self.engine.connect() as conn:
             return cards(conn)
+
+    def card(self, task_id: str) -> Card:
+        """One task's board card."""
+        with self.engine.connect() as conn:
+            return card(conn, task_id)
 
     def team(self) -> Team:
         """Each profile: what its agents do now, its queue, and today's tokens and cost."""

@@ -45,6 +45,14 @@ def list_events(engine: sa.Engine, task_id: str | None = None, after: int = 0, l
         return [Event.model_validate(dict(row._mapping)) for row in conn.execute(query)]
 
 
+def recent_events(engine: sa.Engine, task_id: str, limit: int = 1000) -> list[Event]:
+    """A task's latest ``limit`` events, oldest first (a long transcript keeps its end)."""
+    query = sa.select(events).where(events.c.task_id == task_id).order_by(events.c.seq.desc()).limit(limit)
+    with engine.connect() as conn:
+        rows = list(conn.execute(query))
+    return [Event.model_validate(dict(row._mapping)) for row in reversed(rows)]
+
+
 def last_event_at(conn: sa.Connection, run_id: str, kind: str) -> str | None:
     """When the run's latest event of this kind happened."""
     query = sa.select(sa.func.max(events.c.at)).where(events.c.run_id == run_id, events.c.kind == kind)

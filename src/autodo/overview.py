@@ -15,6 +15,13 @@ from autodo.store.schema import events, runs
 from autodo.tasks import board
 from autodo.tasks.model import COLUMNS, State, Task
 
+INBOX_VERBS = {
+    "question": "asks you",
+    "handoff": "handed to you",
+    "approval": "waits for your approval",
+    "review": "ready for your review",
+    "budget": "at its budget",
+}
 ACTIVITY_KINDS = ("agent.turn", "tool.result", "task.lane", "run.finished", "triage.failed", "inbox.opened")
 
 
@@ -70,7 +77,7 @@ def _event_text(kind: str, data: dict[str, object]) -> str | None:
     if kind == "tool.result":
         return f"{data.get('tool')}: {data.get('result')}"
     if kind == "inbox.opened":
-        return f"asks you: {data.get('prompt')}"
+        return f"{INBOX_VERBS.get(str(data.get('kind')), 'waits on you')}: {data.get('prompt')}"
     if kind in ("task.lane", "run.finished", "triage.failed"):
         return str(data.get("reason") or data.get("text") or data.get("error") or data.get("summary") or "") or None
     return None
@@ -85,6 +92,16 @@ def cards(conn: sa.Connection) -> list[Card]:
     runs_by_task = _runs_by_task(conn)
     activity = latest_activity(conn)
     return [_card(task, runs_by_task.get(task.id, []), activity.get(task.id)) for task in board.list_tasks(conn)]
+
+
+def card(conn: sa.Connection, task_id: str) -> Card:
+    """One task's card (the task page's header)."""
+    task = board.get_task(conn, task_id)
+    task_runs = [
+        Run.from_row(row)
+        for row in conn.execute(sa.select(runs).where(runs.c.task_id == task_id).order_by(runs.c.attempt))
+    ]
+    return _card(task, task_runs, latest_activity(conn, task_id).get(task_id))
 
 
 def _card(task: Task, task_runs: list[Run], activity: str | None) -> Card:
@@ -105,7 +122,7 @@ def _elapsed(run: Run) -> float | None:
     if run.started_at is None:
         return None
     until = seconds_since(run.ended_at) if run.ended_at else 0.0
-    return max(0.0, seconds_since(run.started_at) - until)
+    return max(0.0, seconds_since(run.started_at) - until - run.waited_seconds)  # time on the person is not work
 
 
 def _total_cost(task_runs: list[Run]) -> float | None:
@@ -122,14 +139,12 @@ def _runs_by_task(conn: sa.Connection) -> dict[str, list[Run]]:
     return grouped
 
 
-def latest_activity(conn: sa.Connection) -> dict[str, str]:
-    """The latest describable event of each task."""
-    latest = (
-        sa.select(sa.func.max(events.c.seq).label("seq"))
-        .where(events.c.kind.in_(ACTIVITY_KINDS))
-        .group_by(events.c.task_id)
-        .subquery()
-    )
+def latest_activity(conn: sa.Connection, task_id: str | None = None) -> dict[str, str]:
+    """The latest describable event of each task (or of one)."""
+    query = sa.select(sa.func.max(events.c.seq).label("seq")).where(events.c.kind.in_(ACTIVITY_KINDS))
+    if task_id is not None:
+        query = query.where(events.c.task_id == task_id)
+    latest = query.group_by(events.c.task_id).subquery()
     rows = conn.execute(
         sa.select(events.c.task_id, events.c.kind, events.c.data).join(latest, events.c.seq == latest.c.seq)
     )
@@ -153,12 +168,17 @@ def team(conn: sa.Connection, profiles: ProfileFile) -> Team:
                 name=name,
                 model=profile.model if profile else None,
                 concurrency=profile.concurrency if profile else 0,
-                running=[_agent_now(card) for card in mine if card.task.state.value in LIVE_RUN_STATES],
+                running=[_agent_now(card) for card in mine if _has_live_run(card)],
                 queued=sum(card.task.state is State.QUEUED for card in mine),
                 **_usage_today(conn, name, today),
             )
         )
     return Team(profiles=loads)
+
+
+def _has_live_run(card: Card) -> bool:
+    """A task with a run that is working or waiting (an ask-lane task waits with no run yet)."""
+    return card.agent is not None and card.task.state.value in LIVE_RUN_STATES
 
 
 def _agent_now(card: Card) -> AgentNow:

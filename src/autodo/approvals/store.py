@@ -33,7 +33,7 @@ class Scope(StrEnum):
 
 
 def is_agent(actor: str) -> bool:
-    """Agents act as ``agent:<name>`` (MCP, API); they never decide approvals."""
+    """An agent acting for itself (a run, or a caller named ``agent:<name>``) never decides approvals."""
     return actor.strip().lower().startswith(("agent:", "run-"))
 
 

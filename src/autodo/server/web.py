@@ -27,6 +27,7 @@ from autodo.tasks.model import COLUMNS, TERMINAL, State, Task
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 DONE_SHOWN = 30  # the Done column shows the latest ones; the CLI lists them all
+ONE_LINE = 90  # tool arguments up to this long show on one line
 
 # Where a card dropped on a column goes: a lane (POST .../lane) or "done" (POST .../done).
 DROP_TARGETS = {"Agents working": "agent", "Waiting on you": "ask", "Yours": "human", "Done": "done"}
@@ -78,13 +79,14 @@ def usd(amount: float | None) -> str:
 
 
 def pretty_json(value: Any) -> str:
-    """Tool arguments as indented JSON; text that is not JSON (clipped, malformed) as it is."""
+    """Tool arguments as JSON, on one line when short; text that is not JSON (clipped, malformed) as it is."""
     if isinstance(value, str):
         try:
-            return json.dumps(json.loads(value), indent=2, ensure_ascii=False)
+            value = json.loads(value)
         except ValueError:
-            return value
-    return json.dumps(value, indent=2, ensure_ascii=False)
+            return str(value)
+    line = json.dumps(value, ensure_ascii=False)
+    return line if len(line) <= ONE_LINE else json.dumps(value, indent=2, ensure_ascii=False)
 
 
 def slug(text: str) -> str:
@@ -214,7 +216,7 @@ def board_context(desk: Desk) -> dict[str, Any]:
 
 def task_context(desk: Desk, task_id: str, *, with_blockers: bool = False) -> dict[str, Any]:
     detail = desk.task(task_id)
-    card = next((card for card in desk.cards() if card.task.id == task_id), None)
+    card = desk.card(task_id)
     blockers = {task.id: task.title for task in desk.tasks()} if with_blockers and detail.task.blocked_by else {}
     return {
         "detail": detail, "task": detail.task, "card": card, "titles": blockers,

@@ -17,6 +17,9 @@ from autodo.tasks.dependencies import add_blockers, blockers_by_task, blockers_o
 from autodo.tasks.model import PRIORITIES, TERMINAL, Lane, NewTask, State, Task, lane_from_labels, profile_from_labels
 
 ASK_FIRST = "Before an agent starts on this: what should it know?"
+HANDED_TO_YOU = "Only you can do this one; mark it done when it is."
+BY_LABEL = "set by its lane: label"
+MOVED_BY_PERSON = "moved by the person"
 
 
 def add_task(conn: sa.Connection, request: NewTask, *, lane_reason: str | None = None) -> Task:
@@ -28,7 +31,7 @@ def add_task(conn: sa.Connection, request: NewTask, *, lane_reason: str | None =
     append_event(conn, task_id, "task.created", {"title": request.title, "source": request.source})
     lane = lane_from_labels(request.labels)
     if lane is not None:
-        enter_lane(conn, task_id, lane, reason="set by its lane: label", set_by="label")
+        enter_lane(conn, task_id, lane, reason=BY_LABEL, set_by="label")
     elif request.parent_id is not None:
         enter_lane(conn, task_id, Lane.AGENT, reason=lane_reason or "subtask added by an agent", set_by="agent")
     return get_task(conn, task_id)
@@ -86,7 +89,8 @@ def enter_lane(
                   context={"reason": reason})  # fmt: skip
     else:
         set_state(conn, task_id, State.YOURS)
-        open_item(conn, task_id=task_id, kind=ItemKind.HANDOFF, prompt=reason, key=key, context={})
+        prompt = HANDED_TO_YOU if reason in (BY_LABEL, MOVED_BY_PERSON) else reason  # say why, when someone did
+        open_item(conn, task_id=task_id, kind=ItemKind.HANDOFF, prompt=prompt, key=key, context={"reason": reason})
 
 
 def move_task(conn: sa.Connection, task_id: str, lane: Lane, reason: str | None = None) -> Task:
@@ -96,7 +100,7 @@ def move_task(conn: sa.Connection, task_id: str, lane: Lane, reason: str | None 
         raise Conflict(f"task {task_id} is {task.state.value}; add a new task instead")
     if task.state is State.RUNNING:
         raise Conflict(f"task {task_id} is running; `autodo cancel {task_id}` first, then move it")
-    enter_lane(conn, task_id, lane, reason=reason or "moved by the person", set_by="person")
+    enter_lane(conn, task_id, lane, reason=reason or MOVED_BY_PERSON, set_by="person")
     return get_task(conn, task_id)
 
 

@@ -293,7 +293,7 @@ async function decideItem(form, decision, submitter) {
 
 function itemSettled(form, text) {
   notify(text);
-  const article = form.closest("[data-item]");
+  const article = form.closest("article.item");
   const next = article && (article.nextElementSibling || article.previousElementSibling);
   if (article) article.remove();
   if (next && document.body.dataset.page === "inbox") select(next);
@@ -543,7 +543,7 @@ async function steer(form, submitter) {
 // ---------------------------------------------------------------- inbox
 
 function items() {
-  return $$("#items > [data-item]");
+  return $$("#items > article.item");
 }
 
 function select(item) {
@@ -555,7 +555,18 @@ function select(item) {
 
 function initInbox() {
   const region = $("#inbox");
-  const refreshInbox = partRefresher(region, "/parts/inbox");
+  // When the selected item goes (answered here or elsewhere), the one after it is selected.
+  const refreshInbox = refresher(async () => {
+    const html = await fetchPart("/parts/inbox");
+    const before = items();
+    const current = $(".item.current");
+    patch(region, html);
+    if (current && !current.isConnected && !document.activeElement?.matches(TYPING)) {
+      const after = items();
+      const next = after[Math.min(before.indexOf(current), after.length - 1)];
+      if (next) select(next);
+    }
+  });
   follow("/api/v1/events", (event) => {
     if (event.kind.startsWith("inbox.") || event.kind === "task.state") {
       refreshInbox();
@@ -564,7 +575,7 @@ function initInbox() {
   });
   document.addEventListener("autodo:changed", refreshInbox);
   region.addEventListener("focusin", (event) => {
-    const item = event.target.closest("[data-item]");
+    const item = event.target.closest("article.item");
     if (item && !item.classList.contains("current")) {
       for (const other of $$(".item.current")) other.classList.remove("current");
       item.classList.add("current");
