@@ -36,7 +36,7 @@ def test_opening_twice_applies_nothing_new(home: Path) -> None:
     open_store(url).dispose()
     engine = open_store(url)
     with engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0003"
+        assert MigrationContext.configure(conn).get_current_revision() == "0005"
     engine.dispose()
 
 

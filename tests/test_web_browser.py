@@ -2,14 +2,16 @@
 
 The person adds a task on the board, answers the agent's question in the inbox, and steers the
 running agent from the task page; the agent talks to the stub model over HTTP. Screenshots of
-every page go to docs/screenshots/ (at 1280x800) for the docs and for a look by eye.
+every page (at 1280x800) go to $AUTODO_SCREENSHOTS (docs/screenshots/ for the docs) or a temp folder.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +31,8 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--disable-quic",
 ]  # fmt: skip
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+# `AUTODO_SCREENSHOTS=docs/screenshots pytest tests/test_web_browser.py` refreshes the docs' pictures.
+SCREENSHOTS = Path(os.environ.get("AUTODO_SCREENSHOTS") or Path(tempfile.gettempdir()) / "autodo-screenshots")
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 
 QUESTION = "Which greeting should the file hold?"

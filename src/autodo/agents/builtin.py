@@ -74,7 +74,9 @@ async def _side_effect(ctx: RunContext[RunDeps], tool: str, arguments: dict[str,
     if refusal is not None:
         return refusal
     deps = ctx.deps
-    return await steps.side_effect(tool_key(ctx), deps.run_id, deps.workspace, tool, arguments, deps.command_timeout)
+    return await steps.side_effect(
+        tool_key(ctx), deps.run_id, deps.workspace, tool, arguments, deps.command_timeout, deps.profile
+    )
 
 
 async def approval(ctx: RunContext[RunDeps], tool: str, arguments: dict[str, Any]) -> str | None:

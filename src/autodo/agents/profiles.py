@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -44,6 +44,7 @@ class Profile(BaseModel):
     command_timeout: float = Field(default=120.0, gt=0, le=3600)
     request_timeout: float = Field(default=120.0, gt=0, le=3600)
     max_retries: int = Field(default=4, ge=0, le=20)  # for 429, 5xx and timeouts, with backoff
+    sandbox: Literal["auto", "bwrap", "landlock", "none"] = "auto"  # OS confinement of commands; see docs/security.md
 
     @field_validator("tools")
     @classmethod

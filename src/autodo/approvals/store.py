@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -14,8 +15,9 @@ from autodo.errors import Conflict, InvalidInput, NotFound
 from autodo.events import append_event
 from autodo.inbox.model import InboxItem, ItemKind, ItemState
 from autodo.inbox.store import close_item, get_item, open_item
+from autodo.policy import audit
 from autodo.store import now
-from autodo.store.schema import approvals
+from autodo.store.schema import approvals, runs
 
 PROMPT_ARGUMENT_LIMIT = 2000
 
@@ -30,6 +32,16 @@ class Decision(StrEnum):
 class Scope(StrEnum):
     CALL = "call"  # this one call
     RUN = "run"  # this call and every later call the same rule holds, in the same run
+
+
+@dataclass(frozen=True)
+class _Call:
+    """The tool call an audit record is about."""
+
+    run_id: str
+    task_id: str
+    tool: str
+    arguments: dict[str, Any]
 
 
 def is_agent(actor: str) -> bool:
@@ -49,8 +61,10 @@ def request_approval(
     expires_after: float,
 ) -> str | None:
     """Open an approval item for the call and return its id; None when "allow for this run" covers it."""
+    call = _Call(run_id, task_id, tool, arguments)
     if _granted_for_run(conn, run_id, tool, rule):
         append_event(conn, task_id, "approval.granted_for_run", {"tool": tool, "rule": rule}, run_id=run_id)
+        _audit(conn, "approval.granted_for_run", call, "autodo", "allow", f"approval.granted_for_run:{key}", rule=rule)
         return None
     shown = json.dumps(arguments, ensure_ascii=False)
     if len(shown) > PROMPT_ARGUMENT_LIMIT:
@@ -70,6 +84,9 @@ def request_approval(
                 expires_at=expires_at,
             )
         )  # fmt: skip
+    _audit(
+        conn, "approval.requested", call, "autodo", "ask", f"approval.requested:{item.id}", item_id=item.id, rule=rule
+    )
     return item.id
 
 
@@ -106,7 +123,10 @@ def decide(
     if updated.rowcount != 1:
         raise Conflict(f"approval {item_id} was decided meanwhile")
     answer = ("approved for this run" if scope is Scope.RUN else "approved") if approve else f"denied: {reason}"
-    return close_item(conn, item_id, answer, by)
+    item = close_item(conn, item_id, answer, by)
+    scope_given = scope.value if approve else None
+    _audit_decision(conn, f"approval.{decision.value}", row, by, scope=scope_given, reason=reason or None)
+    return item
 
 
 def expire(conn: sa.Connection, item_id: str) -> bool:
@@ -118,6 +138,8 @@ def expire(conn: sa.Connection, item_id: str) -> bool:
     )
     if updated.rowcount == 1 and get_item(conn, item_id).state is ItemState.PENDING:
         close_item(conn, item_id, "expired", "autodo")
+    if updated.rowcount == 1:
+        _audit_decision(conn, "approval.expired", _row(conn, item_id), "autodo")
     return updated.rowcount == 1
 
 
@@ -132,6 +154,19 @@ def consume(
     """Use an approval for exactly this call, once. None means go ahead; otherwise why not."""
     expire_if_due(conn, item_id)
     row = _row(conn, item_id)
+    refusal = _use(conn, row, run_id=run_id, call_key=call_key, tool=tool, arguments=arguments)
+    call = _Call(run_id, get_item(conn, item_id).task_id, tool, arguments)
+    kind, decision = ("approval.used", "allow") if refusal is None else ("approval.refused", "deny")
+    attempt = audit.arguments_sha256([call_key, arguments])[:32]  # a replayed call is recorded once, another anew
+    _audit(conn, kind, call, "autodo", decision, f"approval.consumed:{item_id}:{attempt}", item_id=item_id, why=refusal)
+    return refusal
+
+
+def _use(
+    conn: sa.Connection, row: Any, *, run_id: str, call_key: str, tool: str, arguments: dict[str, Any]
+) -> str | None:
+    """Mark the approval used by this call; or say why it does not allow the call."""
+    item_id = row.item_id
     if row.decision == Decision.DENIED.value:
         return f"the person denied this call: {row.reason}"
     if row.decision == Decision.EXPIRED.value:
@@ -146,6 +181,25 @@ def consume(
     if used.rowcount != 1:
         return "refused: this approval was already used; an approval allows one call"
     return None
+
+
+def _audit_decision(conn: sa.Connection, kind: str, row: Any, actor: str, **details: str | None) -> None:
+    """A decision on a request in the audit log (once per request and kind)."""
+    call = _Call(row.run_id, get_item(conn, row.item_id).task_id, row.tool, row.arguments)
+    decision = "allow" if kind == "approval.approved" else "deny"
+    _audit(conn, kind, call, actor, decision, f"{kind}:{row.item_id}", item_id=row.item_id, rule=row.rule, **details)
+
+
+def _audit(
+    conn: sa.Connection, kind: str, call: _Call, actor: str, decision: str, key: str, **details: str | None
+) -> None:
+    """The step in the audit log: who decided, on which run and tool, and the arguments' hash."""
+    profile = conn.execute(sa.select(runs.c.profile).where(runs.c.id == call.run_id)).scalar()
+    details = {name: value for name, value in details.items() if value is not None}
+    audit.record(
+        conn, kind, actor=actor, task_id=call.task_id, run_id=call.run_id, agent=profile, tool=call.tool,
+        decision=decision, details={**details, **audit.describe_arguments(call.arguments)}, key=key,
+    )  # fmt: skip
 
 
 def _row(conn: sa.Connection, item_id: str) -> Any:

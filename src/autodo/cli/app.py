@@ -48,7 +48,9 @@ def emit_json(value: BaseModel | list[Any]) -> None:
         click.echo(json.dumps([item.model_dump(mode="json") for item in value], indent=2))
 
 
-json_option = click.option("as_json", "--json", is_flag=True, help="Print JSON instead of a table.")
+json_option: Callable[[Callable[P, R]], Callable[P, R]] = click.option(
+    "as_json", "--json", is_flag=True, help="Print JSON instead of a table."
+)
 
 
 @click.group(invoke_without_command=True, context_settings=CONTEXT)
@@ -347,6 +349,18 @@ def stub_model(script_path: Path, port: int, host: str) -> None:
     load_script(script_path)  # fail fast on a bad script, before binding the port
     click.echo(f"stub model on http://{host}:{port}/v1 (script {script_path}); Ctrl-C stops it")
     serve_forever(script_path, host, port)
+
+
+from autodo.cli.audit import audit  # noqa: E402
+
+cli.add_command(audit)
+from autodo.cli.radar import radar  # noqa: E402
+
+cli.add_command(radar)
+
+from autodo.cli.doctor import doctor  # noqa: E402
+
+cli.add_command(doctor)
 
 
 def main() -> None:

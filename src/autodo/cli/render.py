@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
 from rich.table import Table
@@ -13,6 +14,9 @@ from autodo.agents.profiles import Profile
 from autodo.desk import BoardSummary, TaskDetail
 from autodo.inbox.model import InboxItem, ItemKind
 from autodo.tasks.model import State, Task
+
+if TYPE_CHECKING:  # the radar's modules load numpy and its models: only when a radar command runs
+    from autodo.radar.service import ClusterDetail, ImportReport
 
 console = Console()
 
@@ -118,3 +122,33 @@ def profiles(found: list[Profile], path: Path) -> None:
 
 def live_view(tasks: list[Task], activity: dict[str, str], header: str) -> Group:
     return Group(Text(header, style="bold"), tasks_table(tasks, activity))
+
+
+def radar_report(report: ImportReport) -> None:
+    console.print(
+        f"{report.added} new items ({report.duplicates} repeats), {report.refreshed} already known; "
+        f"{report.clusters_created} new clusters, {report.clusters_updated} grew"
+    )
+    for reason, count in sorted(report.skipped.items(), key=lambda pair: -pair[1]):
+        console.print(Text(f"  skipped {count}: {reason}", style="yellow"))
+    for verb, ids in (("created", report.tasks_created), ("updated", report.tasks_updated)):
+        if ids:
+            console.print(f"tasks {verb}: {', '.join(ids)}")
+    if report.tasks_reopened:
+        console.print(
+            Text(f"tasks reopened (reported again after done): {', '.join(report.tasks_reopened)}", style="bold")
+        )
+
+
+def radar_cluster(detail: ClusterDetail) -> None:
+    console.print(Text(detail.label, style="bold"), Text(f"  {detail.id}", style="bright_black"))
+    console.print(
+        f"score {detail.score:.1f} ({detail.details.get('explanation', '')}); {detail.reporters} people, "
+        f"{detail.size} items; trend {detail.details.get('trend', '?')}; task {detail.task_id or 'none yet'}",
+        markup=False,
+    )
+    for quote in detail.details.get("quotes", []):
+        console.print(Text(f"  “{quote['text']}”", style="italic"), Text(f" {quote.get('url') or ''}", style="cyan"))
+    for item in detail.items:
+        text = " ".join(item.text.split())[:110]
+        console.print(Text(f"  {item.id} {item.source:8} ", style="bright_black"), Text(text))

@@ -18,6 +18,7 @@ from autodo.errors import AutodoError
 from autodo.events import append_event
 from autodo.inbox.model import ItemKind, ItemState
 from autodo.inbox.store import get_item, open_item
+from autodo.policy.sandbox import SandboxMode, sandbox_for
 from autodo.runs import runtime, signals
 from autodo.runs.budget import Spent, effective, exceeded
 from autodo.runs.ledger import execute_once, record_once
@@ -44,27 +45,33 @@ async def start_run(run_id: str) -> dict[str, Any]:
 
 @DBOS.step(name="autodo.side_effect")
 async def side_effect(
-    key: str, run_id: str, workspace: str, tool: str, arguments: dict[str, Any], timeout: float
+    key: str, run_id: str, workspace: str, tool: str, arguments: dict[str, Any], timeout: float, profile: str
 ) -> str:
-    """Write, edit or run a command in the workspace, at most once per tool call."""
+    """Write, edit or run a command in the workspace (commands in the profile's sandbox), at most once per call."""
     rt = runtime.current()
+    sandbox_setting = rt.profile(profile).sandbox
 
     signal = signals.signal_for(run_id)
     stop = signal.stop if signal is not None else None
 
     async def act() -> str:
-        return await anyio.to_thread.run_sync(_perform, Path(workspace), tool, arguments, timeout, stop)
+        return await anyio.to_thread.run_sync(
+            _perform, Path(workspace), tool, arguments, timeout, stop, sandbox_setting
+        )
 
     return await execute_once(rt.engine, key, run_id, tool, arguments, act)
 
 
-def _perform(workspace: Path, tool: str, arguments: dict[str, Any], timeout: float, stop: Any) -> str:
+def _perform(
+    workspace: Path, tool: str, arguments: dict[str, Any], timeout: float, stop: Any, sandbox: SandboxMode
+) -> str:
     try:
         if tool == "write_file":
             return files.write_file(workspace, arguments["path"], arguments["content"])
         if tool == "edit_file":
             return files.edit_file(workspace, **arguments)
-        return shell.run_command(workspace, arguments["argv"], timeout=timeout, stop=stop).render()
+        confined = sandbox_for(sandbox)  # refuses, with the reason, when no sandbox tier works here
+        return shell.run_command(workspace, arguments["argv"], timeout=timeout, stop=stop, sandbox=confined).render()
     except AutodoError as error:
         return f"error: {error.message}"
 

@@ -7,10 +7,12 @@ agent finishes. Everything that decides the path is a journaled step, so a repla
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from dbos import DBOS
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import AgentRunError
@@ -28,6 +30,7 @@ from pydantic_ai.usage import RunUsage, UsageLimits
 
 from autodo.agents.profiles import Profile
 from autodo.events import append_event
+from autodo.policy import audit
 from autodo.runs import runtime, signals, steps
 from autodo.runs.budget import turn_cost
 from autodo.runs.failures import describe_failure
@@ -164,20 +167,47 @@ def _outcome(output: Any) -> dict[str, str]:
     return {"kind": "done", "text": str(output)}
 
 
+@dataclass(frozen=True)
+class _CallOutcome:
+    """How one tool call ended, for the audit log."""
+
+    tool: str
+    call_id: str
+    outcome: str  # "returned", or "retry" when the model is told to try again
+    output: str
+
+
 class _Recorder:
-    """Appends the transcript to the event log; keys make replayed appends no-ops."""
+    """Appends the transcript to the event log and tool calls to the audit log; keys make replayed appends no-ops."""
 
     def __init__(self, deps: RunDeps) -> None:
         self.deps = deps
         self.seq = 0
+        self.arguments: dict[str, Any] = {}  # tool call id -> the model's arguments, until the call's outcome
 
-    def append(self, kind: str, data: dict[str, Any]) -> None:
+    def append(self, kind: str, data: dict[str, Any], call: _CallOutcome | None = None) -> None:
         self.seq += 1
         key = f"{self.deps.run_id}:transcript:{self.seq}"
         with runtime.current().engine.begin() as conn:
             append_event(conn, self.deps.task_id, kind, data, run_id=self.deps.run_id, key=key)
+            if call is not None:  # in the event's transaction, under a key like its: a replay records it once
+                self._audit(conn, call, f"audit:{key}")
+
+    def _audit(self, conn: sa.Connection, call: _CallOutcome, key: str) -> None:
+        output = call.output.encode("utf-8", "surrogatepass")
+        details = {
+            "call_id": call.call_id, "outcome": call.outcome,
+            **audit.describe_arguments(self.arguments.pop(call.call_id, None)),
+            "result_sha256": hashlib.sha256(output).hexdigest(), "result_chars": len(call.output),
+        }  # fmt: skip
+        deps = self.deps
+        audit.record(
+            conn, "tool.call", actor=f"agent:{deps.profile}", task_id=deps.task_id, run_id=deps.run_id,
+            agent=deps.profile, tool=call.tool, details=details, key=key,
+        )  # fmt: skip
 
     def model_turn(self, response: ModelResponse) -> None:
+        self.arguments.update({p.tool_call_id: p.args for p in response.parts if isinstance(p, ToolCallPart)})
         text = "".join(part.content for part in response.parts if isinstance(part, TextPart))
         calls = [
             {"tool": part.tool_name, "args": _clip(part.args_as_json_str()), "id": part.tool_call_id}
@@ -190,10 +220,13 @@ class _Recorder:
     def tool_results(self, request: ModelRequest) -> None:
         for part in request.parts:
             if isinstance(part, ToolReturnPart):
-                data = {"tool": part.tool_name, "result": _clip(part.model_response_str()), "id": part.tool_call_id}
-                self.append("tool.result", data)
+                result = part.model_response_str()
+                data = {"tool": part.tool_name, "result": _clip(result), "id": part.tool_call_id}
+                self.append("tool.result", data, _CallOutcome(part.tool_name, part.tool_call_id, "returned", result))
             elif isinstance(part, RetryPromptPart):
-                self.append("tool.retry", {"tool": part.tool_name, "message": _clip(part.model_response())})
+                message = part.model_response()
+                call = _CallOutcome(part.tool_name, part.tool_call_id, "retry", message) if part.tool_name else None
+                self.append("tool.retry", {"tool": part.tool_name, "message": _clip(message)}, call)
 
 
 def _clip(text: str) -> str:

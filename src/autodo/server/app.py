@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from autodo.config import Settings
 from autodo.desk import Desk
-from autodo.server import api, live, symphony
+from autodo.server import api, live, radar, symphony
 from autodo.server.auth import TokenAuth
 from autodo.server.problems import PROBLEM_TYPE, Problem, install_problem_handlers
 from autodo.server.webhooks import WebhookDispatcher, load_webhooks
@@ -45,6 +45,7 @@ def create_app(settings: Settings, *, token: str | None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(api.router)
     app.include_router(live.router)
+    app.include_router(radar.router)
     _add_web(app)
     _add_mcp(app, desk)
     app.include_router(symphony.router)  # last: its /api/v1/{identifier} catches what is left

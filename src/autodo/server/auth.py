@@ -8,6 +8,10 @@ A cookie-authenticated request that changes something must come from the server'
 
 Without a token (``--no-auth``, allowed only on a loopback address) requests must still name a
 loopback host, so a web page cannot reach the server through DNS rebinding.
+
+Every refusal goes to the audit log with the method, path and client address, and which kinds of
+credential came (never their values); at most ``REFUSALS_AUDITED_PER_MINUTE`` a minute, so a flood
+of bad tokens cannot flood the store (the next record counts the ones left out).
 """
 
 from __future__ import annotations
@@ -16,18 +20,23 @@ import hmac
 import json
 import os
 import secrets
+import time
 from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import anyio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from autodo.desk import Desk
+from autodo.policy import audit
 from autodo.server.problems import problem_document
 
 TOKEN_FILE = "api-token"
 COOKIE = "autodo_token"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+REFUSALS_AUDITED_PER_MINUTE = 60
 
 
 def load_or_create_token(home: Path) -> str:
@@ -54,6 +63,7 @@ class TokenAuth:
     def __init__(self, app: ASGIApp, token: str | None) -> None:
         self.app = app
         self.token = token.encode() if token else None
+        self.refusals = _RefusalAudit()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,6 +72,7 @@ class TokenAuth:
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         refusal = self._refusal(scope, headers)
         if refusal is not None:
+            await self.refusals.record(scope, headers, refusal[0], refusal[1])
             await _problem(send, *refusal)
         elif self.token is not None and scope["method"] == "GET" and self._matches(_query_token(scope)):
             await self._log_in(scope, send)
@@ -100,6 +111,53 @@ class TokenAuth:
             }
         )
         await send({"type": "http.response.body", "body": b""})
+
+
+class _RefusalAudit:
+    """Records refused requests in the audit log, at most ``REFUSALS_AUDITED_PER_MINUTE`` a minute."""
+
+    def __init__(self) -> None:
+        self.window_started = -60.0
+        self.recorded = 0
+        self.left_out = 0
+
+    async def record(self, scope: Scope, headers: dict[str, str], status: int, code: str) -> None:
+        desk = getattr(getattr(scope.get("app"), "state", None), "desk", None)  # create_app keeps it there
+        if not isinstance(desk, Desk) or not self._admit():
+            return
+        client = scope.get("client")
+        details = {
+            "status": status, "code": code, "method": scope["method"], "path": scope["path"],
+            "client": f"{client[0]}:{client[1]}" if client else "unknown", "presented": _presented(scope, headers),
+            "left_out_before": self.left_out,
+        }  # fmt: skip
+        self.left_out = 0
+        await anyio.to_thread.run_sync(_record_refusal, desk, details)
+
+    def _admit(self) -> bool:
+        started = time.monotonic()
+        if started - self.window_started >= 60:
+            self.window_started, self.recorded = started, 0
+        if self.recorded >= REFUSALS_AUDITED_PER_MINUTE:
+            self.left_out += 1
+            return False
+        self.recorded += 1
+        return True
+
+
+def _record_refusal(desk: Desk, details: dict[str, object]) -> None:
+    target = f"{details['method']} {details['path']}"
+    with desk.engine.begin() as conn:
+        audit.record(
+            conn, "api.refused", actor=f"client:{details['client']}", decision="deny", target=target, details=details
+        )
+
+
+def _presented(scope: Scope, headers: dict[str, str]) -> list[str]:
+    """Which kinds of credential the request carried: names only, never values."""
+    kinds = {"authorization": "authorization" in headers, "cookie": _cookie(headers) is not None}
+    kinds["query"] = _query_token(scope) is not None
+    return [kind for kind, present in kinds.items() if present]
 
 
 def _bearer(headers: dict[str, str]) -> str | None:

@@ -93,8 +93,20 @@ def slug(text: str) -> str:
     return "-".join(text.lower().split())
 
 
+def sparkline(counts: list[int], width: int = 120, height: int = 28) -> str:
+    """SVG polyline points for daily counts, oldest first (an empty string when there are none)."""
+    if not counts:
+        return ""
+    top = max(max(counts), 1)
+    step = width / max(len(counts) - 1, 1)
+    return " ".join(f"{i * step:.1f},{height - 2 - (count / top) * (height - 4):.1f}" for i, count in enumerate(counts))
+
+
 def _filters() -> dict[str, Any]:
-    return {"duration": duration, "tokens": tokens, "usd": usd, "pretty": pretty_json, "slug": slug}
+    return {
+        "duration": duration, "tokens": tokens, "usd": usd, "pretty": pretty_json, "slug": slug,
+        "sparkline": sparkline,
+    }  # fmt: skip
 
 
 def _templates() -> Jinja2Templates:
@@ -154,6 +166,14 @@ def inbox_page(request: Request) -> HTMLResponse:
 def team_page(request: Request) -> HTMLResponse:
     """The profiles: what each agent does now, queues, tokens and cost today."""
     return page(request, "team.html", lambda desk: {"team": desk.team()})
+
+
+@router.get("/radar", response_class=HTMLResponse)
+def radar_page(request: Request) -> HTMLResponse:
+    """The feedback radar: clusters by score, with their trend, quotes and task."""
+    from autodo.radar.service import Radar  # numpy and the model load only when the radar is used
+
+    return page(request, "radar.html", lambda desk: {"clusters": Radar(desk).clusters()})
 
 
 # Parts: the pieces of a page that change while it is open

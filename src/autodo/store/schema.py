@@ -168,3 +168,80 @@ webhook_cursors = sa.Table(
     sa.Column("last_seq", sa.Integer, nullable=False),  # the last event delivered or given up on
     sa.Column("updated_at", sa.String(32), nullable=False),
 )
+
+radar_sources = sa.Table(
+    "radar_sources",
+    metadata,
+    sa.Column("name", sa.String(80), primary_key=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("cursor", sa.JSON),  # where the next pull starts (the fetcher's own bookmark)
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("pulled_at", sa.String(32)),
+)
+
+radar_state = sa.Table(
+    "radar_state",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),  # "origin": the corpus centre clusters are measured from
+    sa.Column("value", sa.LargeBinary, nullable=False),
+)
+
+radar_items = sa.Table(
+    "radar_items",
+    metadata,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.Column("source_id", sa.String(200), nullable=False),
+    sa.Column("url", sa.Text),
+    sa.Column("author", sa.String(64)),  # hashed
+    sa.Column("at", sa.String(32)),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("rating", sa.Float),
+    sa.Column("engagement", sa.Integer, nullable=False),
+    sa.Column("thread", sa.String(200)),
+    sa.Column("embedding", sa.LargeBinary, nullable=False),  # float32, unit length
+    sa.Column("cluster_id", sa.String(26)),
+    sa.Column("duplicate_of", sa.String(26)),  # the item it repeats (still counted for its author)
+    sa.Column("imported_at", sa.String(32), nullable=False),
+    sa.UniqueConstraint("source", "source_id", name="uq_radar_items_source_id"),
+    sa.Index("ix_radar_items_cluster", "cluster_id"),
+)
+
+radar_clusters = sa.Table(
+    "radar_clusters",
+    metadata,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("centroid", sa.LargeBinary, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("reporters", sa.Integer, nullable=False),  # unique authors
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),  # the score's parts, quotes, trend, first/last seen
+    sa.Column("task_id", sa.String(26)),
+    sa.Column("reporters_at_done", sa.Integer),  # growth past this reopens a done task
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),  # numbered under the chain lock
+    sa.Column("at", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(120), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("task_id", sa.String(26)),
+    sa.Column("run_id", sa.String(80)),
+    sa.Column("agent", sa.String(80)),  # the profile
+    sa.Column("tool", sa.String(80)),
+    sa.Column("decision", sa.String(12)),
+    sa.Column("target", sa.Text),
+    sa.Column("details", sa.JSON, nullable=False),  # argument hashes and clipped summaries, never secret values
+    sa.Column("key", sa.String(255)),  # makes records from replayed code idempotent
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.UniqueConstraint("key", name="uq_audit_log_key"),
+    sa.Index("ix_audit_log_task", "task_id", "seq"),
+)

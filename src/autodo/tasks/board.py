@@ -138,3 +138,20 @@ def promote_ready(conn: sa.Connection, task_ids: list[str] | None = None) -> lis
     for task_id in ready:
         set_state(conn, task_id, State.QUEUED)
     return ready
+
+
+def rewrite(conn: sa.Connection, task_id: str, title: str, body: str) -> None:
+    """Replace a task's title and body (a source that keeps its task up to date, like the radar)."""
+    request = NewTask(title=title, body=body).validated()
+    values = dict(title=request.title, body=request.body, updated_at=now())
+    conn.execute(tasks.update().where(tasks.c.id == task_id).values(**values))
+    append_event(conn, task_id, "task.updated", {"title": request.title})
+
+
+def reopen(conn: sa.Connection, task_id: str, reason: str) -> None:
+    """Bring a done task back for triage (it came back, or it was not really fixed)."""
+    conn.execute(
+        tasks.update().where(tasks.c.id == task_id).values(lane=None, lane_reason=None, lane_set_by=None, result=None)
+    )
+    set_state(conn, task_id, State.NEW)
+    append_event(conn, task_id, "task.reopened", {"reason": reason})

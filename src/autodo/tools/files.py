@@ -1,13 +1,17 @@
 """File tools: read, write, edit, list and search files inside a task workspace.
 
 Every function takes the workspace root first and a model-supplied path relative to it;
-results and error messages are phrased for the model that called the tool.
+results and error messages are phrased for the model that called the tool. Paths are checked
+with ``resolve_inside`` and then reached through ``autodo.policy.confined``, which never follows
+a symlink, so a link swapped in after the check cannot lead outside the workspace.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
+import posixpath
 import re
 import secrets
 import stat
@@ -15,7 +19,8 @@ from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 
-from autodo.errors import InvalidInput, NotFound
+from autodo.errors import InvalidInput, NotFound, PathOutsideWorkspace
+from autodo.policy import confined
 from autodo.workspaces.paths import display_path, is_git_internal, resolve_inside
 
 MAX_READ_BYTES = 2 * 1024 * 1024
@@ -49,20 +54,41 @@ def read_file(workspace: Path, path: str, offset: int = 0, limit: int = 2000) ->
 def _load_text(workspace: Path, target: Path) -> bytes:
     """The bytes of a readable text file, or an error the model can act on."""
     shown = display_path(workspace, target)
-    if not target.exists():
-        raise NotFound(f"no file at '{shown}'; call list_dir to see which files exist")
-    if target.is_dir():
-        raise InvalidInput(f"'{shown}' is a directory, not a file; call list_dir to see its contents")
-    size = target.stat().st_size
-    if size > MAX_READ_BYTES:
-        raise InvalidInput(
-            f"'{shown}' is {size} bytes, over the {MAX_READ_BYTES // (1024 * 1024)} MB read limit; "
-            "use search_files to find the lines you need"
-        )
-    data = target.read_bytes()
+    try:
+        fd = confined.open_file(workspace, target)
+    except (FileNotFoundError, NotADirectoryError):
+        raise NotFound(f"no file at '{shown}'; call list_dir to see which files exist") from None
+    try:
+        _check_readable(shown, os.fstat(fd))
+        data = _read_at_most(fd, MAX_READ_BYTES + 1)
+    finally:
+        os.close(fd)
     if b"\x00" in data[:BINARY_SNIFF_BYTES]:
         raise InvalidInput(f"'{shown}' looks like a binary file (it contains NUL bytes); only text files can be read")
     return data
+
+
+def _check_readable(shown: str, info: os.stat_result) -> None:
+    """Refuse directories, FIFOs and devices, and files over the read limit."""
+    if stat.S_ISDIR(info.st_mode):
+        raise InvalidInput(f"'{shown}' is a directory, not a file; call list_dir to see its contents")
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidInput(f"'{shown}' is not a regular file (a FIFO, socket or device); only text files can be read")
+    if info.st_size > MAX_READ_BYTES:
+        raise InvalidInput(
+            f"'{shown}' is {info.st_size} bytes, over the {MAX_READ_BYTES // (1024 * 1024)} MB read limit; "
+            "use search_files to find the lines you need"
+        )
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    """Up to ``limit`` bytes: a file that grew after its size was checked still cannot flood memory."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit and (chunk := os.read(fd, min(limit - size, 1024 * 1024))):
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _split_lines(text: str) -> list[str]:
@@ -87,10 +113,9 @@ def write_file(workspace: Path, path: str, content: str) -> str:
         )
     target = _writable_target(workspace, path)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(workspace, target, data)
     except (FileExistsError, NotADirectoryError) as exc:
         raise InvalidInput(f"cannot create the parent directories of '{path}': a file is in the way ({exc})") from exc
-    _atomic_write(target, data)
     return f"wrote {len(data)} bytes to {display_path(workspace, target)}"
 
 
@@ -107,7 +132,7 @@ def edit_file(workspace: Path, path: str, old: str, new: str, count: int = 1) ->
     data = text.replace(old, new).encode("utf-8", errors="surrogateescape")
     if len(data) > MAX_READ_BYTES:
         raise InvalidInput(f"the edited file would be {len(data)} bytes, over the {MAX_READ_BYTES} byte limit")
-    _atomic_write(target, data)
+    _atomic_write(workspace, target, data)
     noun = "occurrence" if count == 1 else "occurrences"
     return f"replaced {count} {noun} in {display_path(workspace, target)}"
 
@@ -137,20 +162,35 @@ def _writable_target(workspace: Path, path: str) -> Path:
     return target
 
 
-def _atomic_write(target: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``target``, then rename it over ``target``."""
-    temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-    # 0o666 lets the umask decide the mode of a new file, as a plain open() would.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+def _atomic_write(workspace: Path, target: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``target``, then rename it over ``target``.
+
+    Missing parent directories are created; every step works relative to the parent's descriptor.
+    """
+    temp = f".{target.name}.{secrets.token_hex(4)}.tmp"
+    with confined.open_dir(workspace, target.parent, create=True) as parent:
+        # 0o666 lets the umask decide the mode of a new file, as a plain open() would.
+        fd = confined.open_at(parent, temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                mode = _mode_of(parent, target.name)
+                if mode is not None:
+                    os.fchmod(handle.fileno(), mode)
+            os.replace(temp, target.name, src_dir_fd=parent, dst_dir_fd=parent)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp, dir_fd=parent)
+            raise
+
+
+def _mode_of(directory_fd: int, name: str) -> int | None:
+    """The permission bits of an existing regular file, to keep them across the rewrite."""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            if target.exists():
-                os.fchmod(handle.fileno(), stat.S_IMODE(target.stat().st_mode))
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+        info = os.stat(name, dir_fd=directory_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    return stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) else None
 
 
 # --- listing -------------------------------------------------------------------------------
@@ -162,11 +202,16 @@ def list_dir(workspace: Path, path: str = ".", depth: int = 2) -> str:
         raise InvalidInput(f"depth must be >= 1 (got {depth})")
     target = resolve_inside(workspace, path)
     shown = display_path(workspace, target)
-    if not target.exists():
-        raise NotFound(f"no directory at '{shown}'; call list_dir with path='.' to see the workspace root")
-    if not target.is_dir():
-        raise InvalidInput(f"'{shown}' is a file, not a directory; call read_file to read it")
-    entries = list(islice(_walk(workspace.resolve(), target, depth), MAX_LIST_ENTRIES + 1))
+    try:
+        with confined.open_dir(workspace, target) as directory:
+            prefix = "" if shown == "." else shown + "/"
+            entries = list(islice(_walk(directory, prefix, depth), MAX_LIST_ENTRIES + 1))
+    except NotADirectoryError:
+        if target.is_file():
+            raise InvalidInput(f"'{shown}' is a file, not a directory; call read_file to read it") from None
+        raise NotFound(f"no directory at '{shown}'; call list_dir with path='.' to see the workspace root") from None
+    except FileNotFoundError:
+        raise NotFound(f"no directory at '{shown}'; call list_dir with path='.' to see the workspace root") from None
     if not entries:
         return f"'{shown}' is empty"
     if len(entries) > MAX_LIST_ENTRIES:
@@ -177,7 +222,7 @@ def list_dir(workspace: Path, path: str = ".", depth: int = 2) -> str:
     return "\n".join(entries)
 
 
-def _walk(root: Path, directory: Path, depth: int) -> Iterator[str]:
+def _walk(directory: int, prefix: str, depth: int) -> Iterator[str]:
     """Depth-first, name-sorted entries; symlinks and ``.git`` directories are shown but not entered."""
     try:
         with os.scandir(directory) as scan:
@@ -186,10 +231,21 @@ def _walk(root: Path, directory: Path, depth: int) -> Iterator[str]:
         return
     for entry in entries:
         is_dir = entry.is_dir(follow_symlinks=False)
-        relative = Path(entry.path).relative_to(root).as_posix()
+        relative = prefix + entry.name
         yield relative + "/" if is_dir else relative
         if is_dir and depth > 1 and entry.name != ".git":
-            yield from _walk(root, Path(entry.path), depth - 1)
+            yield from _walk_into(directory, entry.name, relative + "/", depth - 1)
+
+
+def _walk_into(directory: int, name: str, prefix: str, depth: int) -> Iterator[str]:
+    try:
+        child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
+    except OSError:
+        return  # gone, or swapped for a symlink since it was listed
+    try:
+        yield from _walk(child, prefix, depth)
+    finally:
+        os.close(child)
 
 
 # --- searching -----------------------------------------------------------------------------
@@ -209,8 +265,8 @@ def search_files(
     root = workspace.resolve()
     if not target.exists():
         raise NotFound(f"no file or directory at '{path}'; call list_dir to see what exists")
-    files = (f for f in _files_under(target) if glob is None or _glob_matches(display_path(root, f), glob))
-    matches = (hit for file in files for hit in _search_file(root, file, regex))
+    files = (f for f in _files_under(root, target) if glob is None or _glob_matches(f[0], glob))
+    matches = (hit for shown, directory, name in files for hit in _search_file(shown, directory, name, regex))
     hits = list(islice(matches, max_results + 1))
     if not hits:
         return f"no matches for {pattern!r} in '{display_path(root, target)}'"
@@ -230,18 +286,23 @@ def _compile(pattern: str) -> re.Pattern[str]:
         ) from exc
 
 
-def _files_under(target: Path) -> Iterator[Path]:
-    """Regular files under ``target`` in sorted order, skipping ``.git`` and never following symlinks."""
+def _files_under(root: Path, target: Path) -> Iterator[tuple[str, int, str]]:
+    """(shown path, directory descriptor, name) of the files under ``target`` in sorted order.
+
+    ``.git`` is skipped and symlinked directories are not entered (``os.fwalk`` checks each one);
+    the descriptor is valid until the next item.
+    """
     if not target.is_dir():
-        yield target
+        with confined.open_dir(root, target.parent) as parent:
+            yield display_path(root, target), parent, target.name
         return
-    for directory, dirnames, filenames in os.walk(target):
-        # Pruning dirnames in place is how os.walk is told not to descend.
-        dirnames[:] = sorted(name for name in dirnames if name != ".git")
-        for name in sorted(filenames):
-            file = Path(directory, name)
-            if not file.is_symlink():
-                yield file
+    prefix = display_path(root, target)
+    with confined.open_dir(root, target) as top:
+        for dirpath, dirnames, filenames, directory in os.fwalk(".", dir_fd=top):
+            # Pruning dirnames in place is how os.fwalk is told not to descend.
+            dirnames[:] = sorted(name for name in dirnames if name != ".git")
+            for name in sorted(filenames):
+                yield posixpath.normpath(posixpath.join(prefix, dirpath, name)), directory, name
 
 
 def _glob_matches(relative: str, glob: str) -> bool:
@@ -251,20 +312,34 @@ def _glob_matches(relative: str, glob: str) -> bool:
     return any(fnmatch.fnmatchcase(relative, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def _search_file(root: Path, file: Path, regex: re.Pattern[str]) -> Iterator[str]:
-    """Matching lines of one file; binary, huge and unreadable files yield nothing."""
-    try:
-        if file.stat().st_size > MAX_READ_BYTES:
-            return
-        data = file.read_bytes()
-    except OSError:
+def _search_file(shown: str, directory: int, name: str, regex: re.Pattern[str]) -> Iterator[str]:
+    """Matching lines of one file; symlinks, binary, huge and unreadable files yield nothing."""
+    data = _read_searchable(directory, name)
+    if data is None:
         return
-    if b"\x00" in data[:BINARY_SNIFF_BYTES]:
-        return
-    shown = display_path(root, file)
     for number, line in enumerate(data.decode("utf-8", errors="replace").split("\n"), start=1):
         if regex.search(line):
             yield f"{shown}:{number}: {_trim(line.rstrip())}"
+
+
+def _read_searchable(directory: int, name: str) -> bytes | None:
+    """A regular text file's bytes, or None for anything search should pass over."""
+    try:
+        fd = confined.open_at(directory, name)
+    except (OSError, PathOutsideWorkspace):
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_READ_BYTES:
+            return None
+        data = _read_at_most(fd, MAX_READ_BYTES + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_READ_BYTES or b"\x00" in data[:BINARY_SNIFF_BYTES]:
+        return None
+    return data
 
 
 def _trim(line: str) -> str:

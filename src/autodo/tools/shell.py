@@ -1,4 +1,8 @@
-"""Run a program inside a task workspace: no shell, a timeout, capped output and a clean environment."""
+"""Run a program inside a task workspace: no shell, a timeout, capped output and a clean environment.
+
+With a ``Sandbox`` (``autodo.policy.sandbox``) the program is also confined by the OS; without
+one it runs with the worker's own rights, which is what a profile's ``sandbox = "none"`` means.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,12 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from autodo.errors import InvalidInput, NotFound
+from autodo.policy.sandbox import Launch, Sandbox
 
 _READ_CHUNK = 64 * 1024
 _STOP_CHECK_SECONDS = 0.05  # how soon a stop request (the person's interrupt) kills the command
@@ -82,33 +87,52 @@ def run_command(
     output_cap: int = 32_000,
     env: Mapping[str, str] | None = None,
     stop: threading.Event | None = None,
+    sandbox: Sandbox | None = None,
 ) -> CommandResult:
-    """Run ``argv`` (no shell) in the workspace; on timeout or ``stop`` kill its whole process group."""
+    """Run ``argv`` (no shell) in the workspace; on timeout or ``stop`` kill its whole process group.
+
+    ``sandbox`` confines the program; None runs it unconfined (tier "none").
+    """
     _check_arguments(argv, timeout, output_cap)
     if not workspace.is_dir():
         raise NotFound(f"the task workspace {str(workspace)!r} does not exist")
-    try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=workspace,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=_child_env(workspace, env),
-            # A session of its own makes the child a process-group leader, so a timeout
-            # can kill everything it started, not just the direct child.
-            start_new_session=True,
-        )
-    except FileNotFoundError:
-        return _not_started(argv, 127, f"command not found: {argv[0]!r}; check the program name (no shell is used)")
-    except OSError as exc:
-        return _not_started(argv, 126, f"cannot execute {argv[0]!r}: {exc.strerror or exc}")
-    with proc:
+    with _launch(workspace, argv, env, sandbox) as launch:
         try:
-            return _supervise(proc, argv, timeout, output_cap, stop or threading.Event())
-        except BaseException:
-            _kill_group(proc)
-            raise
+            proc = subprocess.Popen(
+                launch.argv,
+                cwd=workspace,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=launch.env,
+                # A session of its own makes the child a process-group leader, so a timeout
+                # can kill everything it started, not just the direct child.
+                start_new_session=True,
+                pass_fds=launch.pass_fds,
+                preexec_fn=launch.preexec_fn,
+            )
+        except FileNotFoundError:
+            return _not_started(argv, 127, f"command not found: {argv[0]!r}; check the program name (no shell is used)")
+        except OSError as exc:
+            return _not_started(argv, 126, f"cannot execute {argv[0]!r}: {exc.strerror or exc}")
+        with proc:
+            try:
+                return _supervise(proc, argv, timeout, output_cap, stop or threading.Event())
+            except BaseException:
+                _kill_group(proc)
+                raise
+
+
+@contextlib.contextmanager
+def _launch(
+    workspace: Path, argv: list[str], env: Mapping[str, str] | None, sandbox: Sandbox | None
+) -> Iterator[Launch]:
+    """The process to start: the sandbox's, or ``argv`` itself with a minimal environment."""
+    if sandbox is None:
+        yield Launch(list(argv), _child_env(workspace, env))
+        return
+    with sandbox.launch(workspace, argv, env) as launch:
+        yield launch
 
 
 def _check_arguments(argv: list[str], timeout: float, output_cap: int) -> None:

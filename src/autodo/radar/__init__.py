@@ -1,0 +1,1 @@
+"""The feedback radar: what users say, grouped, ranked and turned into tasks."""
