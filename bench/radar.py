@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import random
 import resource
 import subprocess
@@ -76,6 +77,7 @@ class Throughput:
     nmi: float = 0.0
     rss_before_mb: float = 0.0
     peak_rss_mb: float = 0.0
+    load: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load average before and after
 
     @property
     def seconds(self) -> float:
@@ -250,7 +252,9 @@ def measure_size(count: int) -> Throughput:
     encoder.encode(["load the weights"])  # the one-time load is not the pipeline's
     encoder.seconds, encoder.texts = 0.0, 0
     result = Throughput(items=count, rss_before_mb=_peak_rss_mb())
+    load_before = os.getloadavg()[0]
     labels, ranked = run_pipeline(items, encoder, result)
+    result.load = (load_before, os.getloadavg()[0])
     result.ari, result.nmi = adjusted_rand_score(truth, labels), normalized_mutual_info_score(truth, labels)
     result.peak_rss_mb = _peak_rss_mb()
     _progress(f"{count} items: {result.seconds:.1f} s; top cluster: {ranked[0].label} ({ranked[0].explain()})")
@@ -264,6 +268,7 @@ def measure_in_fresh_process(count: int) -> Throughput:
     if finished.returncode != 0:
         raise RuntimeError(f"measuring {count} items failed (exit {finished.returncode})")
     fields = json.loads(finished.stdout)
+    fields["load"] = tuple(fields["load"])
     return Throughput(**fields)
 
 
@@ -297,13 +302,14 @@ def duplicate_table(results: list[DuplicateQuality]) -> str:
 def throughput_table(results: list[Throughput]) -> str:
     headers = [
         "posts", "items/s", "total", "encoding", "duplicate search", "clustering", "labels", "scores",
-        "encoded", "duplicates", "clusters", "ARI / NMI", "RSS before → peak",
+        "encoded", "duplicates", "clusters", "ARI / NMI", "RSS before → peak", "load",
     ]  # fmt: skip
     rows = [
         [f"{r.items:,}", f"**{r.per_second:.0f}**", f"{r.seconds:.1f} s", f"{r.stages['encoding']:.1f} s",
          f"{r.stages['duplicates']:.1f} s", f"{r.stages['clusters']:.1f} s", f"{r.stages['labels']:.1f} s",
          f"{r.stages['scores']:.1f} s", f"{r.encoded:,}", f"{r.duplicates:,}", f"{r.clusters:,}",
-         f"{r.ari:.3f} / {r.nmi:.3f}", f"{r.rss_before_mb:.0f} → {r.peak_rss_mb:.0f} MB"]
+         f"{r.ari:.3f} / {r.nmi:.3f}", f"{r.rss_before_mb:.0f} → {r.peak_rss_mb:.0f} MB",
+         f"{r.load[0]:.1f} → {r.load[1]:.1f}"]
         for r in results
     ]  # fmt: skip
     return report.markdown_table(headers, rows)
@@ -340,7 +346,9 @@ word, a typo; about three posts per person; over 60 days), each size in a fresh 
 after the model is loaded. *Duplicate search* is the exact and near-duplicate search without the
 encoding: all pairs in blocks, O(n²) time and O(n) memory. ARI / NMI compare every post's cluster
 with the intent of the message it was made from. *RSS* is the process's peak resident memory
-before the pipeline ran (model and data loaded) and after it.
+before the pipeline ran (model and data loaded) and after it. *Load* is the machine's one-minute
+load average before and after: other work on this 2-core machine shares the cores, and the
+encoding, which is most of the time, slows with it.
 
 {throughput_table(speed)}
 

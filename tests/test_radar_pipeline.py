@@ -117,9 +117,9 @@ def test_exact_duplicates_ignore_case_accents_punctuation_and_spacing() -> None:
 def test_nearest_ranks_the_paraphrase_first_and_never_the_query(encoder: Encoder) -> None:
     texts = ["Payment failed with error 402", "Dark mode please", "My card payment fails, error 402", "Export to CSV"]
     index = SimilarityIndex(texts, encoder.encode(texts), encoder)
-    found = index.nearest(0, top=2)
-    assert [match.index for match in found] == [2, found[1].index] and found[1].index != 0
-    assert found[0].score > found[1].score
+    found = index.nearest(0, top=3)
+    assert found[0].index == 2 and 0 not in {match.index for match in found}
+    assert found[0].score > found[1].score >= found[2].score
     assert index.nearest("card payment error 402", top=1)[0].index in (0, 2)
 
 

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from ulid import ULID
 
+from autodo.policy.redaction import scrub_data
 from autodo.store import now
 from autodo.store.schema import events
 
@@ -30,7 +31,11 @@ def append_event(
     run_id: str | None = None,
     key: str | None = None,
 ) -> None:
-    """Append an event; a repeated ``key`` (code replayed after a crash) is ignored."""
+    """Append an event; a repeated ``key`` (code replayed after a crash) is ignored.
+
+    Events are the source of transcripts, live streams and the API, so secrets are scrubbed here.
+    """
+    data = scrub_data(data)
     key = key or f"{task_id}:{ULID()}"
     exists = conn.execute(sa.select(events.c.seq).where(events.c.key == key)).first()
     if exists is None:

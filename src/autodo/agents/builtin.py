@@ -14,8 +14,13 @@ from pydantic_ai.toolsets import FunctionToolset
 
 from autodo.agents.profiles import Profile
 from autodo.errors import AutodoError
+from autodo.policy import egress
+from autodo.policy.redaction import install_log_redaction, scrub
+from autodo.policy.secrets import handles_in
+from autodo.policy.taint import mark_untrusted, needs_approval, taint
 from autodo.runs import runtime, signals, steps
 from autodo.runs.model import Finish, HandOff, RunDeps
+from autodo.tasks.board import get_task
 from autodo.tools import files
 
 # A person may take days to answer; the wait is durable, and this bounds each poll of the store.
@@ -29,9 +34,14 @@ def tool_key(ctx: RunContext[RunDeps]) -> str:
 
 def _safely(action: Any, *args: Any) -> str:
     try:
-        return str(action(*args))
+        return _outside(str(action(*args)))
     except AutodoError as error:
         return f"error: {error.message}"
+
+
+def _outside(text: str) -> str:
+    """Output that carries outside content, as the model sees it: scrubbed of secrets, marked as data."""
+    return mark_untrusted(scrub(text))
 
 
 async def read_file(ctx: RunContext[RunDeps], path: str, offset: int = 0, limit: int = 2000) -> str:
@@ -66,7 +76,33 @@ async def edit_file(ctx: RunContext[RunDeps], path: str, old: str, new: str, cou
 
 async def run_command(ctx: RunContext[RunDeps], argv: list[str]) -> str:
     """Run a program in the workspace, e.g. ["python3", "main.py"]; argv is a list, not a shell line."""
-    return await _side_effect(ctx, "run_command", {"argv": argv})
+    result = await _side_effect(ctx, "run_command", {"argv": argv})
+    return result if result.startswith("not done:") else _outside(result)
+
+
+async def http_request(
+    ctx: RunContext[RunDeps], method: str, url: str, headers: dict[str, str] | None = None, body: str | None = None
+) -> str:
+    """Send an HTTP request to a destination the profile allows; write secrets as handles (`secret:NAME`)."""
+    deps = ctx.deps
+    profile = runtime.current().profile(deps.profile)
+    arguments: dict[str, Any] = {"method": method.upper(), "url": url, "headers": headers or {}, "body": body}
+    try:
+        egress.check_url(profile.network, method, url, profile=profile.name)
+    except egress.Refused as refused:
+        return f"error: refused: {refused}"  # no point asking the person about a call egress refuses anyway
+    tainted_by = taint(_task_source(deps.task_id), ctx.messages)
+    held = needs_approval(profile.untrusted_input, tainted_by, method, handles_in(arguments))
+    refusal = await approval(ctx, "http_request", arguments, also=held)
+    if refusal is not None:
+        return refusal
+    return _outside(await steps.http_request(tool_key(ctx), deps.run_id, deps.task_id, arguments, deps.profile))
+
+
+def _task_source(task_id: str) -> str:
+    # A task's source never changes, so reading it outside a step replays the same.
+    with runtime.current().engine.connect() as conn:
+        return get_task(conn, task_id).source
 
 
 async def _side_effect(ctx: RunContext[RunDeps], tool: str, arguments: dict[str, Any]) -> str:
@@ -79,15 +115,18 @@ async def _side_effect(ctx: RunContext[RunDeps], tool: str, arguments: dict[str,
     )
 
 
-async def approval(ctx: RunContext[RunDeps], tool: str, arguments: dict[str, Any]) -> str | None:
+async def approval(
+    ctx: RunContext[RunDeps], tool: str, arguments: dict[str, Any], also: str | None = None
+) -> str | None:
     """None when the call may go ahead; otherwise why not, for the model to read.
 
-    The profile's rules decide which calls the person must allow. The request is bound to
-    this run, this tool call and a hash of these exact arguments, and is used at most once.
+    The profile's rules decide which calls the person must allow; ``also`` is another reason to
+    hold this one (the rule of two). The request is bound to this run, this tool call and a hash
+    of these exact arguments, and is used at most once.
     """
     deps = ctx.deps
     rules = runtime.current().profile(deps.profile).approvals
-    rule = rules.reason(tool, arguments)
+    rule = "; ".join(reason for reason in (rules.reason(tool, arguments), also) if reason) or None
     if rule is None:
         return None
     key = tool_key(ctx)
@@ -145,11 +184,13 @@ async def add_subtask(ctx: RunContext[RunDeps], title: str, body: str = "") -> s
 TOOLS: dict[str, Any] = {
     "read_file": read_file, "write_file": write_file, "edit_file": edit_file, "list_dir": list_dir,
     "search_files": search_files, "run_command": run_command, "ask_human": ask_human, "add_subtask": add_subtask,
+    "http_request": http_request,
 }  # fmt: skip
 
 
 def build_agent(profile: Profile, model: Model) -> Agent[RunDeps, Any]:
     """The agent for one profile, with only the tools the profile grants."""
+    install_log_redaction()  # the worker builds its agents at launch: from then on its logs are scrubbed
     toolset = FunctionToolset[RunDeps]([TOOLS[name] for name in profile.tools if name in TOOLS])
     outputs: list[Any] = [ToolOutput(Finish, name="finish", description="Call when the task is done.")]
     if "hand_to_human" in profile.tools:

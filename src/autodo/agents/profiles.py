@@ -10,11 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from autodo.approvals.rules import ApprovalRules
 from autodo.errors import ConfigError, NotFound
+from autodo.policy.egress import HttpAllow
+from autodo.policy.taint import UntrustedInput
 from autodo.runs.budget import Budget, Price
 
 ALL_TOOLS = (
     "read_file", "write_file", "edit_file", "list_dir", "search_files", "run_command",
-    "ask_human", "hand_to_human", "add_subtask",
+    "ask_human", "hand_to_human", "add_subtask", "http_request",
 )  # fmt: skip
 
 DEFAULT_INSTRUCTIONS = (
@@ -45,6 +47,8 @@ class Profile(BaseModel):
     request_timeout: float = Field(default=120.0, gt=0, le=3600)
     max_retries: int = Field(default=4, ge=0, le=20)  # for 429, 5xx and timeouts, with backoff
     sandbox: Literal["auto", "bwrap", "landlock", "none"] = "auto"  # OS confinement of commands; see docs/security.md
+    network: list[HttpAllow] = Field(default_factory=list)  # what http_request may reach; empty: nothing
+    untrusted_input: UntrustedInput = "ask"  # the rule of two; see docs/security.md
 
     @field_validator("tools")
     @classmethod

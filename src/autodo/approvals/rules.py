@@ -24,6 +24,9 @@ class ApprovalRules(BaseModel):
     commands: list[list[str]] = Field(default_factory=list)  # run_command argv prefixes, e.g. ["git", "push"]
     paths: list[str] = Field(default_factory=list)  # workspace paths (glob), for any tool with a path
     hosts: list[str] = Field(default_factory=list)  # network hosts (glob) named by a URL in any argument
+    # When set, every command needs approval except those starting with one of these prefixes
+    # whose remaining arguments carry nothing a shell or the program could turn into more.
+    allow_commands: list[list[str]] | None = None
     expires_after: float = Field(default=86_400, gt=0)  # seconds a request waits before it is refused
 
     def reason(self, tool: str, arguments: dict[str, Any]) -> str | None:
@@ -32,9 +35,9 @@ class ApprovalRules(BaseModel):
             return f"every {tool} call needs approval"
         argv = arguments.get("argv")
         if tool == "run_command" and isinstance(argv, list):
-            for prefix in self.commands:
-                if prefix and argv[: len(prefix)] == prefix:
-                    return f"commands starting with `{shlex.join(prefix)}` need approval"
+            held = self._command_reason([str(part) for part in argv])
+            if held:
+                return held
         path = arguments.get("path")
         if isinstance(path, str):
             for pattern in self.paths:
@@ -45,6 +48,25 @@ class ApprovalRules(BaseModel):
                 if fnmatch.fnmatch(host, pattern.lower()):
                     return f"network access to {host} (rule {pattern!r}) needs approval"
         return None
+
+    def _command_reason(self, argv: list[str]) -> str | None:
+        for prefix in self.commands:
+            if prefix and argv[: len(prefix)] == prefix:
+                return f"commands starting with `{shlex.join(prefix)}` need approval"
+        if self.allow_commands is not None and not any(_plainly(argv, prefix) for prefix in self.allow_commands):
+            return "only the profile's allow_commands run without approval, with plain arguments"
+        return None
+
+
+# A tail token like these could chain, redirect or substitute if a shell ever saw the arguments.
+SHELL_SYNTAX = ("&", "|", ";", "<", ">", "`", "$(", "\n", "\r")
+
+
+def _plainly(argv: list[str], prefix: list[str]) -> bool:
+    """argv starts with the allowed prefix and the rest is plain arguments (no shell syntax)."""
+    if not prefix or argv[: len(prefix)] != prefix:
+        return False
+    return not any(marker in token for token in argv[len(prefix) :] for marker in SHELL_SYNTAX)
 
 
 def _path_matches(path: str, pattern: str) -> bool:

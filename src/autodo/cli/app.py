@@ -362,6 +362,10 @@ from autodo.cli.doctor import doctor  # noqa: E402
 
 cli.add_command(doctor)
 
+from autodo.cli.secrets import secret  # noqa: E402
+
+cli.add_command(secret)
+
 
 def main() -> None:
     # pydantic-ai prints a promotional banner on a terminal; it would break the live board.

@@ -130,4 +130,4 @@ def similar(item_id: str, top: int, as_json: bool) -> None:
         return
     for neighbour in found:
         text = " ".join(neighbour.item.text.split())[:100]
-        render.console.print(f"{neighbour.score:.3f}  {neighbour.item.id}  {text}", markup=False)
+        render.console.print(f"{neighbour.score:.3f}  {neighbour.item.id}  {text}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.table import Table
@@ -12,13 +12,27 @@ from rich.text import Text
 from autodo.agents.choice import HOW_TO_CONFIGURE
 from autodo.agents.profiles import Profile
 from autodo.desk import BoardSummary, TaskDetail
+from autodo.display import inert
 from autodo.inbox.model import InboxItem, ItemKind
 from autodo.tasks.model import State, Task
 
 if TYPE_CHECKING:  # the radar's modules load numpy and its models: only when a radar command runs
     from autodo.radar.service import ClusterDetail, ImportReport
 
-console = Console()
+
+def safe(text: object) -> str:
+    """Text from people, agents or the outside, made inert for a terminal."""
+    return inert(text)
+
+
+class SafeConsole(Console):
+    """Prints what people and agents wrote as plain text: no Rich markup, no terminal control codes."""
+
+    def render_str(self, text: str, **options: Any) -> Text:
+        return super().render_str(safe(text), **options)
+
+
+console = SafeConsole(markup=False, highlight=False)
 
 STATE_STYLE = {
     State.NEW: "bright_black", State.BLOCKED: "yellow", State.QUEUED: "cyan", State.RUNNING: "bold blue",
@@ -41,7 +55,7 @@ def tasks_table(tasks: list[Task], activity: dict[str, str] | None = None) -> Ta
     for task in tasks:
         note = (activity or {}).get(task.id) or task.lane_reason or ""
         lane = task.lane.value if task.lane else "—"
-        table.add_row(task.id[-6:], state_text(task.state), lane, task.title, note)
+        table.add_row(task.id[-6:], state_text(task.state), lane, safe(task.title), safe(note))
     return table
 
 
@@ -54,7 +68,7 @@ def task_table(tasks: list[Task]) -> None:
 
 def task_detail(detail: TaskDetail) -> None:
     task = detail.task
-    console.print(Text(task.title, style="bold"), Text(f"  {task.id}", style="bright_black"))
+    console.print(Text(safe(task.title), style="bold"), Text(f"  {task.id}", style="bright_black"))
     console.print("state", state_text(task.state), f" lane {task.lane or '—'}", f" profile {task.profile}")
     if task.lane_reason:
         console.print(f"why: {task.lane_reason} (by {task.lane_set_by})")
@@ -66,9 +80,9 @@ def task_detail(detail: TaskDetail) -> None:
         cost = "cost unknown" if run.cost_usd is None else f"${run.cost_usd:.4f}"
         console.print(f"run {run.attempt} [{run.state.value}] {run.requests} turns, {run.total_tokens} tokens, {cost}")
     for item in detail.inbox:
-        console.print(Text(f"waiting on you ({item.kind.value} {item.id}): {item.prompt}", style="magenta"))
+        console.print(Text(safe(f"waiting on you ({item.kind.value} {item.id}): {item.prompt}"), style="magenta"))
     for event in detail.events[-30:]:
-        console.print(Text(f"{event.at[11:19]} {event.kind:14} ", style="bright_black"), _event_line(event.data))
+        console.print(Text(f"{event.at[11:19]} {event.kind:14} ", style="bright_black"), safe(_event_line(event.data)))
 
 
 def _event_line(data: dict[str, object]) -> str:
@@ -84,7 +98,7 @@ def inbox(items: list[InboxItem]) -> None:
         console.print(f"  {item.prompt}")
         for key, value in item.context.items():
             if value:
-                console.print(Text(f"  {key.replace('_', ' ')}: {value}", style="bright_black"))
+                console.print(Text(safe(f"  {key.replace('_', ' ')}: {value}"), style="bright_black"))
     console.print('Answer with: autodo answer ITEM_ID "…"   (a hand-off or review: autodo done TASK_ID)')
     if any(item.kind is ItemKind.APPROVAL for item in items):
         console.print("Approvals: autodo approve ITEM_ID [--for-run]  or  autodo deny ITEM_ID --reason …")
@@ -141,14 +155,14 @@ def radar_report(report: ImportReport) -> None:
 
 
 def radar_cluster(detail: ClusterDetail) -> None:
-    console.print(Text(detail.label, style="bold"), Text(f"  {detail.id}", style="bright_black"))
+    console.print(Text(safe(detail.label), style="bold"), Text(f"  {detail.id}", style="bright_black"))
     console.print(
         f"score {detail.score:.1f} ({detail.details.get('explanation', '')}); {detail.reporters} people, "
-        f"{detail.size} items; trend {detail.details.get('trend', '?')}; task {detail.task_id or 'none yet'}",
-        markup=False,
+        f"{detail.size} items; trend {detail.details.get('trend', '?')}; task {detail.task_id or 'none yet'}"
     )
     for quote in detail.details.get("quotes", []):
-        console.print(Text(f"  “{quote['text']}”", style="italic"), Text(f" {quote.get('url') or ''}", style="cyan"))
+        quoted, link = safe(f"  “{quote['text']}”"), safe(f" {quote.get('url') or ''}")
+        console.print(Text(quoted, style="italic"), Text(link, style="cyan"))
     for item in detail.items:
         text = " ".join(item.text.split())[:110]
-        console.print(Text(f"  {item.id} {item.source:8} ", style="bright_black"), Text(text))
+        console.print(Text(f"  {item.id} {item.source:8} ", style="bright_black"), Text(safe(text)))

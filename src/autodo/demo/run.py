@@ -78,7 +78,7 @@ class DemoRun:
     async def _answer_for(self, item: InboxItem, live: Live) -> str:
         if self.interactive:
             live.stop()
-            text = await anyio.to_thread.run_sync(render.console.input, f"[magenta]{item.prompt}[/] ")
+            text = await anyio.to_thread.run_sync(render.console.input, f"{item.prompt} ")
             live.start()
             return text.strip() or "Use your judgement."
         await anyio.sleep(1.0)  # long enough to see the question waiting on the board

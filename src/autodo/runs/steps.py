@@ -6,6 +6,7 @@ result instead of doing the work again.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,10 @@ from autodo.errors import AutodoError
 from autodo.events import append_event
 from autodo.inbox.model import ItemKind, ItemState
 from autodo.inbox.store import get_item, open_item
+from autodo.policy import audit, egress
+from autodo.policy.redaction import scrub
 from autodo.policy.sandbox import SandboxMode, sandbox_for
+from autodo.policy.secrets import read_secrets, resolve_handles, secrets_file
 from autodo.runs import runtime, signals
 from autodo.runs.budget import Spent, effective, exceeded
 from autodo.runs.ledger import execute_once, record_once
@@ -74,6 +78,61 @@ def _perform(
         return shell.run_command(workspace, arguments["argv"], timeout=timeout, stop=stop, sandbox=confined).render()
     except AutodoError as error:
         return f"error: {error.message}"
+
+
+@DBOS.step(name="autodo.http_request")
+async def http_request(key: str, run_id: str, task_id: str, arguments: dict[str, Any], profile: str) -> str:
+    """Send the agent's HTTP request through egress, at most once per call; secrets go in only here."""
+    rt = runtime.current()
+    call = _HttpCall(rt.engine, rt.settings.home, key, run_id, task_id, profile, rt.profile(profile).network)
+
+    async def act() -> str:
+        return await anyio.to_thread.run_sync(call.send, arguments)
+
+    return await execute_once(rt.engine, key, run_id, "http_request", arguments, act)
+
+
+@dataclass(frozen=True)
+class _HttpCall:
+    engine: sa.Engine
+    home: Path
+    key: str
+    run_id: str
+    task_id: str
+    profile: str
+    rules: list[egress.HttpAllow]
+
+    def send(self, arguments: dict[str, Any]) -> str:
+        """The response as the model reads it, scrubbed of every secret value before it is stored."""
+        parts = {name: arguments.get(name) for name in ("url", "headers", "body")}
+        try:
+            resolved = resolve_handles(parts, read_secrets(secrets_file(self.home)))
+        except AutodoError as error:
+            return f"error: {error.message}"
+        values = resolved.value
+        method = str(arguments["method"]).upper()
+        request = egress.Request(method, values["url"], values["headers"] or {}, values["body"])
+        fetched = egress.fetch(request, self.rules, profile=self.profile, resolver=RESOLVER)
+        self._audit(fetched, request.method, sorted(resolved.used))
+        return scrub(fetched.text)
+
+    def _audit(self, fetched: egress.Fetched, method: str, secrets: list[str]) -> None:
+        """One egress record per hop, by host and handle: never a header value or a query string."""
+        hops = fetched.hops or [egress.Hop(method, "", "", None, None, 0, scrub(fetched.text))]
+        with self.engine.begin() as conn:
+            for number, hop in enumerate(hops):
+                details = {
+                    "method": hop.method, "path": hop.path, "address": hop.address, "status": hop.status,
+                    "bytes": hop.bytes, "secrets": secrets, "refused": hop.refused,
+                }  # fmt: skip
+                audit.record(
+                    conn, "egress", actor=f"agent:{self.profile}", task_id=self.task_id, run_id=self.run_id,
+                    agent=self.profile, tool="http_request", decision="deny" if hop.refused else "allow",
+                    target=hop.host or None, details=details, key=f"egress:{self.key}:{number}",
+                )  # fmt: skip
+
+
+RESOLVER: egress.Resolver = egress.system_resolver  # the seam in-process tests replace
 
 
 @DBOS.step(name="autodo.open_question")

@@ -15,6 +15,7 @@ from autodo.config import Settings
 from autodo.desk import Desk
 from autodo.server import api, live, radar, symphony
 from autodo.server.auth import TokenAuth
+from autodo.server.limits import BodyLimit
 from autodo.server.problems import PROBLEM_TYPE, Problem, install_problem_handlers
 from autodo.server.webhooks import WebhookDispatcher, load_webhooks
 
@@ -50,7 +51,8 @@ def create_app(settings: Settings, *, token: str | None) -> FastAPI:
     _add_mcp(app, desk)
     app.include_router(symphony.router)  # last: its /api/v1/{identifier} catches what is left
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    app.add_middleware(TokenAuth, token=token)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(TokenAuth, token=token)  # added last: runs first, before any body is read
     return app
 
 

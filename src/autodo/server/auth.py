@@ -73,7 +73,7 @@ class TokenAuth:
         refusal = self._refusal(scope, headers)
         if refusal is not None:
             await self.refusals.record(scope, headers, refusal[0], refusal[1])
-            await _problem(send, *refusal)
+            await send_problem(send, *refusal)
         elif self.token is not None and scope["method"] == "GET" and self._matches(_query_token(scope)):
             await self._log_in(scope, send)
         else:
@@ -191,7 +191,7 @@ def _cross_origin(headers: dict[str, str]) -> bool:
     return urlsplit(origin).netloc != headers.get("host")
 
 
-async def _problem(send: Send, status: int, code: str, detail: str) -> None:
+async def send_problem(send: Send, status: int, code: str, detail: str) -> None:
     body = json.dumps(problem_document(status, code, detail)).encode()
     headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
     if status == 401:

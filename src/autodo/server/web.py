@@ -16,9 +16,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup
 
 from autodo import __version__
 from autodo.desk import Desk
+from autodo.display import inert
 from autodo.errors import NotFound
 from autodo.events import head_seq, list_events
 from autodo.overview import Card
@@ -109,9 +111,20 @@ def _filters() -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _inert(value: Any) -> Any:
+    """Every value a template prints: text with control characters made visible (see autodo.display)."""
+    if isinstance(value, Markup):  # already-built HTML (macros, filters): its text parts were printed through here
+        return value
+    return inert(value) if isinstance(value, str) else value
+
+
 def _templates() -> Jinja2Templates:
     env = Environment(
-        loader=FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        finalize=_inert,
     )
     env.filters.update(_filters())
     env.globals.update(version=__version__, drop_targets=DROP_TARGETS, column_hints=COLUMN_HINTS)
