@@ -22,6 +22,16 @@ MODEL_VARIABLES = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "AN
 POSTGRES_SERVER = os.environ.get("AUTODO_TEST_POSTGRES")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The PostgreSQL pass leaves out tests that never open the store: they cannot differ there."""
+    if POSTGRES_SERVER is None:
+        return
+    storeless = [item for item in items if item.get_closest_marker("storeless")]
+    if storeless:
+        config.hook.pytest_deselected(items=storeless)
+        items[:] = [item for item in items if not item.get_closest_marker("storeless")]
+
+
 def pytest_report_header() -> str:
     return f"autodo store: {'PostgreSQL at ' + POSTGRES_SERVER if POSTGRES_SERVER else 'SQLite'}"
 

@@ -11,6 +11,8 @@ from autodo.policy.egress import HttpAllow, Refused, Request, Resolver, check_ur
 from autodo.policy.taint import needs_approval
 from tests.loopback_target import LoopbackTarget
 
+pytestmark = pytest.mark.storeless  # never opens the store: runs once, in the SQLite pass
+
 API = HttpAllow(host="api.example.com", methods=["GET", "POST"], path_prefix="/v1")
 WILD = HttpAllow(host="*.example.org")
 

@@ -10,6 +10,8 @@ import pytest
 from autodo.errors import InvalidInput, NotFound, PathOutsideWorkspace
 from autodo.tools.files import edit_file, list_dir, read_file, search_files, write_file
 
+pytestmark = pytest.mark.storeless  # never opens the store: runs once, in the SQLite pass
+
 
 def _numbered(count: int) -> str:
     return "".join(f"line {n}\n" for n in range(count))

@@ -34,6 +34,8 @@ from autodo.radar.formats.github import PULL_REQUEST, PULL_REQUEST_COMMENT
 from autodo.radar.formats.x_api import RETWEET
 from autodo.radar.items import hash_author
 
+pytestmark = pytest.mark.storeless  # never opens the store: runs once, in the SQLite pass
+
 FIXTURES = Path(__file__).parent / "radar_fixtures"
 JSON = {"Content-Type": "application/json; charset=utf-8"}
 

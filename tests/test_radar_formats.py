@@ -39,6 +39,8 @@ from autodo.radar.formats.reddit import MORE
 from autodo.radar.formats.x_api import RETWEET
 from autodo.radar.items import MAX_TEXT, Item, Parsed, hash_author
 
+pytestmark = pytest.mark.storeless  # never opens the store: runs once, in the SQLite pass
+
 FIXTURES = Path(__file__).parent / "radar_fixtures"
 
 

@@ -32,6 +32,8 @@ from autodo.radar.score import (
 )
 from autodo.radar.similar import SimilarityIndex, deduplicate, exact_duplicates, link_duplicates
 
+pytestmark = pytest.mark.storeless  # never opens the store: runs once, in the SQLite pass
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 

@@ -21,6 +21,8 @@ from pydantic_ai.providers.openai import OpenAIProvider
 from autodo.errors import ConfigError
 from autodo.testing import RecordedRequest, StubModelServer, StubScript, load_script
 
+pytestmark = pytest.mark.storeless  # never opens the store: runs once, in the SQLite pass
+
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "stub-model.md"
 
 

@@ -9,6 +9,8 @@ import pytest
 from autodo.errors import InvalidInput, PathOutsideWorkspace
 from autodo.workspaces.paths import is_git_internal, resolve_inside
 
+pytestmark = pytest.mark.storeless  # never opens the store: runs once, in the SQLite pass
+
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
