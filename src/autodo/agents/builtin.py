@@ -19,6 +19,7 @@ from autodo.policy.redaction import install_log_redaction, scrub
 from autodo.policy.secrets import handles_in
 from autodo.policy.taint import mark_untrusted, needs_approval, taint
 from autodo.runs import runtime, signals, steps
+from autodo.runs.ledger import INTERRUPTED
 from autodo.runs.model import Finish, HandOff, RunDeps
 from autodo.tasks.board import get_task
 from autodo.tools import files
@@ -39,8 +40,16 @@ def _safely(action: Any, *args: Any) -> str:
         return f"error: {error.message}"
 
 
+AUTODO_NOTICES = ("error: ", "not done:")
+
+
 def _outside(text: str) -> str:
-    """Output that carries outside content, as the model sees it: scrubbed of secrets, marked as data."""
+    """Output that carries outside content, as the model sees it: scrubbed of secrets, marked as data.
+
+    autodo's own notices (a refusal, an interrupted call) are not outside content and stay unmarked.
+    """
+    if text == INTERRUPTED or text.startswith(AUTODO_NOTICES):
+        return scrub(text)
     return mark_untrusted(scrub(text))
 
 
@@ -77,7 +86,7 @@ async def edit_file(ctx: RunContext[RunDeps], path: str, old: str, new: str, cou
 async def run_command(ctx: RunContext[RunDeps], argv: list[str]) -> str:
     """Run a program in the workspace, e.g. ["python3", "main.py"]; argv is a list, not a shell line."""
     result = await _side_effect(ctx, "run_command", {"argv": argv})
-    return result if result.startswith("not done:") else _outside(result)
+    return _outside(result)
 
 
 async def http_request(
