@@ -107,13 +107,6 @@ def vectors_of(conn: sa.Connection, item_ids: list[str]) -> Vectors:
     return np.vstack([np.frombuffer(rows[item_id], dtype=np.float32) for item_id in item_ids])
 
 
-def centroids(conn: sa.Connection) -> tuple[list[str], Vectors]:
-    rows = conn.execute(sa.select(radar_clusters.c.id, radar_clusters.c.centroid).order_by(radar_clusters.c.id)).all()
-    if not rows:
-        return [], np.zeros((0, DIMENSIONS), dtype=np.float32)
-    return [row.id for row in rows], np.vstack([np.frombuffer(row.centroid, dtype=np.float32) for row in rows])
-
-
 def new_cluster_id() -> str:
     return str(ULID())
 
